@@ -1,0 +1,229 @@
+package localcluster
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// keyPair is a certificate with its private key, PEM encoded.
+type keyPair struct {
+	cert    *x509.Certificate
+	key     crypto.Signer
+	certPEM []byte
+	keyPEM  []byte
+}
+
+// certRequest says what a leaf certificate is for.
+type certRequest struct {
+	commonName   string
+	organization []string
+	dnsNames     []string
+	ips          []net.IP
+	server       bool
+	client       bool
+}
+
+func newKey() (*ecdsa.PrivateKey, error) {
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
+}
+
+func serial() (*big.Int, error) {
+	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+}
+
+// newCA makes a self-signed certificate authority valid for a year.
+func newCA(commonName string) (*keyPair, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, fmt.Errorf("generating %s key: %w", commonName, err)
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          sn,
+		Subject:               pkix.Name{CommonName: commonName},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(365 * 24 * time.Hour),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	return sign(tmpl, tmpl, key, key)
+}
+
+// issue signs a leaf certificate for req with the CA.
+func (ca *keyPair) issue(req certRequest) (*keyPair, error) {
+	key, err := newKey()
+	if err != nil {
+		return nil, fmt.Errorf("generating %s key: %w", req.commonName, err)
+	}
+	sn, err := serial()
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: sn,
+		Subject:      pkix.Name{CommonName: req.commonName, Organization: req.organization},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		DNSNames:     req.dnsNames,
+		IPAddresses:  req.ips,
+	}
+	if req.server {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
+	}
+	if req.client {
+		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+	}
+	return sign(tmpl, ca.cert, key, ca.key)
+}
+
+func sign(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, parentKey crypto.Signer) (*keyPair, error) {
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing certificate for %s: %w", tmpl.Subject.CommonName, err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return &keyPair{
+		cert:    cert,
+		key:     key,
+		certPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		keyPEM:  keyPEM,
+	}, nil
+}
+
+// write stores the pair as dir/name.crt and dir/name.key and returns both paths.
+func (kp *keyPair) write(dir, name string) (certFile, keyFile string, err error) {
+	certFile = filepath.Join(dir, name+".crt")
+	keyFile = filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certFile, kp.certPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	if err := os.WriteFile(keyFile, kp.keyPEM, 0o600); err != nil {
+		return "", "", err
+	}
+	return certFile, keyFile, nil
+}
+
+// pki is every credential a local control plane needs, written to disk.
+type pki struct {
+	caFile, caKeyFile             string
+	servingCertFile, servingKey   string
+	adminCert, adminKey           []byte
+	caPEM                         []byte
+	frontProxyCAFile              string
+	proxyClientCert, proxyClientK string
+	saKeyFile, saPubFile          string
+}
+
+// newPKI generates a cluster CA, the apiserver serving certificate, an admin
+// client certificate (system:masters), the front-proxy CA with the
+// aggregator's proxy client certificate, and the service-account signing key.
+func newPKI(dir string) (*pki, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	p := &pki{}
+	ca, err := newCA("gpufleet-local-ca")
+	if err != nil {
+		return nil, err
+	}
+	if p.caFile, p.caKeyFile, err = ca.write(dir, "ca"); err != nil {
+		return nil, err
+	}
+	p.caPEM = ca.certPEM
+
+	serving, err := ca.issue(certRequest{
+		commonName: "kube-apiserver",
+		dnsNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
+		ips:        []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		server:     true,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.servingCertFile, p.servingKey, err = serving.write(dir, "apiserver"); err != nil {
+		return nil, err
+	}
+
+	admin, err := ca.issue(certRequest{commonName: "gpufleet-admin", organization: []string{"system:masters"}, client: true})
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err = admin.write(dir, "admin"); err != nil {
+		return nil, err
+	}
+	p.adminCert, p.adminKey = admin.certPEM, admin.keyPEM
+
+	frontCA, err := newCA("gpufleet-front-proxy-ca")
+	if err != nil {
+		return nil, err
+	}
+	if p.frontProxyCAFile, _, err = frontCA.write(dir, "front-proxy-ca"); err != nil {
+		return nil, err
+	}
+	proxy, err := frontCA.issue(certRequest{commonName: frontProxyClientName, client: true})
+	if err != nil {
+		return nil, err
+	}
+	if p.proxyClientCert, p.proxyClientK, err = proxy.write(dir, "front-proxy-client"); err != nil {
+		return nil, err
+	}
+
+	saKey, err := newKey()
+	if err != nil {
+		return nil, fmt.Errorf("generating service-account key: %w", err)
+	}
+	saPEM, err := encodeKey(saKey)
+	if err != nil {
+		return nil, err
+	}
+	pubDER, err := x509.MarshalPKIXPublicKey(saKey.Public())
+	if err != nil {
+		return nil, err
+	}
+	p.saKeyFile = filepath.Join(dir, "sa.key")
+	p.saPubFile = filepath.Join(dir, "sa.pub")
+	if err := os.WriteFile(p.saKeyFile, saPEM, 0o600); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(p.saPubFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// frontProxyClientName is the common name of the aggregator's proxy client
+// certificate, the one name allowed to set X-Remote-* headers.
+const frontProxyClientName = "front-proxy-client"
