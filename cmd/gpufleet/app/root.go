@@ -1,0 +1,18 @@
+// Package app builds the gpufleet command.
+package app
+
+import (
+	"github.com/spf13/cobra"
+)
+
+// NewCommand returns the gpufleet root command.
+func NewCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:           "gpufleet",
+		Short:         "gpufleet: GPU model serving on Kubernetes, packed, autoscaled and accounted",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	cmd.AddCommand(newClusterCommand())
+	return cmd
+}
