@@ -1,11 +1,17 @@
 package localcluster_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
+	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,5 +229,105 @@ func TestIntegrationTwoControlPlanesInParallel(t *testing.T) {
 	}
 	if fmt.Sprint(a.EtcdURL) == fmt.Sprint(b.EtcdURL) {
 		t.Errorf("both use etcd %s", a.EtcdURL)
+	}
+}
+
+const processHelperEnv = "GPUFLEET_CONTROLPLANE_HELPER"
+
+// helperReport is what TestHelperControlPlaneProcess prints about its cluster.
+type helperReport struct {
+	Dir   string `json:"dir"`
+	Ports []int  `json:"ports"`
+	PIDs  []int  `json:"pids"`
+}
+
+// TestHelperControlPlaneProcess is not a test on its own: run as a separate
+// process by TestIntegrationControlPlanesInSeparateProcesses, it starts a
+// control plane, reports it on stdout and stops it when stdin closes.
+func TestHelperControlPlaneProcess(t *testing.T) {
+	if os.Getenv(processHelperEnv) == "" {
+		t.Skip("helper process")
+	}
+	c, err := localcluster.Start(t.Context(), localcluster.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Stop() }()
+	data, _ := json.Marshal(helperReport{Dir: c.Dir, Ports: c.Ports(), PIDs: c.PIDs()})
+	fmt.Printf("report=%s\n", data)
+	_, _ = io.Copy(io.Discard, os.Stdin)
+}
+
+// Test binaries of different packages run in parallel under `go test ./...`:
+// their control planes must not collide, and each must clean up after itself.
+func TestIntegrationControlPlanesInSeparateProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test")
+	}
+	type helper struct {
+		cmd    *exec.Cmd
+		stdin  io.WriteCloser
+		report helperReport
+		err    error
+	}
+	helpers := make([]*helper, 2)
+	var wg sync.WaitGroup
+	for i := range helpers {
+		h := &helper{cmd: exec.Command(os.Args[0], "-test.run=^TestHelperControlPlaneProcess$", "-test.timeout=5m")}
+		helpers[i] = h
+		h.cmd.Env = append(os.Environ(), processHelperEnv+"=1")
+		h.cmd.Stderr = os.Stderr
+		var err error
+		if h.stdin, err = h.cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+		stdout, err := h.cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := h.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = h.cmd.Process.Kill(); _ = h.cmd.Wait() })
+		wg.Go(func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if v, ok := strings.CutPrefix(sc.Text(), "report="); ok {
+					h.err = json.Unmarshal([]byte(v), &h.report)
+					go func() { _, _ = io.Copy(io.Discard, stdout) }()
+					return
+				}
+			}
+			h.err = fmt.Errorf("helper exited without a report (%v)", sc.Err())
+		})
+	}
+	wg.Wait()
+	for _, h := range helpers {
+		if h.err != nil {
+			t.Fatal(h.err)
+		}
+	}
+	a, b := helpers[0].report, helpers[1].report
+	if a.Dir == b.Dir {
+		t.Errorf("both processes use %s", a.Dir)
+	}
+	for _, pa := range a.Ports {
+		if slices.Contains(b.Ports, pa) {
+			t.Errorf("port %d used by both processes", pa)
+		}
+	}
+	for _, h := range helpers {
+		_ = h.stdin.Close()
+		if err := h.cmd.Wait(); err != nil {
+			t.Errorf("helper: %v", err)
+		}
+		for _, pid := range h.report.PIDs {
+			if localcluster.Alive(pid) {
+				t.Errorf("child %d of a finished helper still runs", pid)
+			}
+		}
+		if _, err := os.Stat(h.report.Dir); !os.IsNotExist(err) {
+			t.Errorf("helper left %s behind", h.report.Dir)
+		}
 	}
 }

@@ -1,0 +1,85 @@
+# gpufleet Makefile. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := build
+
+GO      ?= go
+BIN     := $(CURDIR)/bin
+OUTPUT  := $(CURDIR)/_output
+LOCAL   := $(OUTPUT)/local
+# Whole-suite bound: the integration tests start real control planes.
+TEST_TIMEOUT ?= 30m
+GOTEST_FLAGS ?=
+
+# Binaries of this project: every directory under cmd/.
+COMMANDS := $(notdir $(wildcard cmd/*))
+# Control-plane binaries, from the tool lines in go.mod.
+CONTROL_PLANE := etcd kube-apiserver kube-controller-manager kubectl
+
+export GPUFLEET_BIN_DIR := $(BIN)
+
+.PHONY: help
+help: ## Show this help.
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build every gpufleet binary into bin/.
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(COMMANDS))
+
+.PHONY: tools
+tools: $(addprefix $(BIN)/,$(CONTROL_PLANE)) ## Build etcd, kube-apiserver, kube-controller-manager and kubectl into bin/.
+
+# Rebuilt when go.mod or go.sum move their versions.
+$(BIN)/etcd: go.mod go.sum
+	$(GO) build -o $@ go.etcd.io/etcd/server/v3
+$(BIN)/kube-apiserver: go.mod go.sum
+	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-apiserver
+$(BIN)/kube-controller-manager: go.mod go.sum
+	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
+$(BIN)/kubectl: go.mod go.sum
+	$(GO) build -o $@ k8s.io/kubernetes/cmd/kubectl
+$(BIN)/staticcheck: hack/tools/go.mod hack/tools/go.sum
+	cd hack/tools && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
+
+.PHONY: test
+test: tools ## Every unit and integration test (what CI runs).
+	$(GO) test -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
+
+.PHONY: test-unit
+test-unit: ## Unit tests only: no control plane is started.
+	$(GO) test -short $(GOTEST_FLAGS) ./...
+
+.PHONY: test-integration
+test-integration: tools ## Integration tests only (TestIntegration*), against real control planes.
+	$(GO) test -timeout $(TEST_TIMEOUT) -run Integration $(GOTEST_FLAGS) ./...
+
+.PHONY: bench-controlplane
+bench-controlplane: tools ## Control-plane start and stop time: median and max of 5 starts.
+	$(GO) test -run '^$$' -bench BenchmarkControlPlaneStart -benchtime 5x ./pkg/localcluster/
+
+.PHONY: verify
+verify: $(BIN)/staticcheck ## gofmt, go vet, go mod tidy leaves no diff, staticcheck.
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	cd hack/tools && $(GO) mod tidy -diff
+	$(BIN)/staticcheck ./...
+
+.PHONY: cluster-up
+cluster-up: build tools ## Start a local control plane with simulated GPU nodes; kubeconfig in _output/local/kubeconfig.
+	$(BIN)/gpufleet cluster up --dir $(LOCAL)
+
+.PHONY: cluster-down
+cluster-down: ## Stop the local control plane and every process it started.
+	@if [ -x $(BIN)/gpufleet ]; then $(BIN)/gpufleet cluster down --dir $(LOCAL); else echo "no bin/gpufleet: nothing was started"; fi
+
+.PHONY: demo
+demo: ## The whole system on a local control plane (arrives with the manifests/e2e issue).
+	@echo "make demo is not built yet: it arrives with the manifests and end-to-end issue." >&2
+	@echo "Meanwhile, 'make cluster-up' starts the local control plane it will run on." >&2
+	@exit 2
+
+.PHONY: clean
+clean: cluster-down ## Remove bin/ and _output/.
+	rm -rf $(BIN) $(OUTPUT)
