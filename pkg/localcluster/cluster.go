@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -78,7 +79,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		c.startTimeout = 90 * time.Second
 	}
 	if c.Dir == "" {
-		if c.Dir, err = os.MkdirTemp("", "gpufleet-cp-"); err != nil {
+		if c.Dir, err = newTempDir(os.TempDir()); err != nil {
 			return nil, err
 		}
 		c.ownsDir = true
@@ -313,12 +314,12 @@ func httpOK(ctx context.Context, client *http.Client, url, want string) error {
 		return err
 	}
 	defer func() { _ = resp.Body.Close() }()
-	var body strings.Builder
-	buf := make([]byte, 4096)
-	n, _ := resp.Body.Read(buf)
-	body.Write(buf[:n])
-	if resp.StatusCode != http.StatusOK || !strings.Contains(body.String(), want) {
-		return fmt.Errorf("GET %s: %s: %.300s", url, resp.Status, body.String())
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if err != nil {
+		return fmt.Errorf("GET %s: reading body: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+		return fmt.Errorf("GET %s: %s: %.300s", url, resp.Status, body)
 	}
 	return nil
 }
@@ -346,7 +347,7 @@ func (c *Cluster) Logs(n int) string {
 		if _, err := os.Stat(path); err != nil {
 			continue
 		}
-		fmt.Fprintf(&b, "==> %s <==\n%s\n", path, tailFile(path, n))
+		fmt.Fprintf(&b, "==> %s <==\n%s\n", path, TailFile(path, n))
 	}
 	return b.String()
 }

@@ -34,10 +34,6 @@ type certRequest struct {
 	client       bool
 }
 
-func newKey() (*ecdsa.PrivateKey, error) {
-	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-}
-
 func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
@@ -46,52 +42,23 @@ func encodeKey(key *ecdsa.PrivateKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), nil
 }
 
-func serial() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-}
-
 // newCA makes a self-signed certificate authority valid for a year.
 func newCA(commonName string) (*keyPair, error) {
-	key, err := newKey()
-	if err != nil {
-		return nil, fmt.Errorf("generating %s key: %w", commonName, err)
-	}
-	sn, err := serial()
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber:          sn,
+	return create(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: commonName},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(365 * 24 * time.Hour),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
-	}
-	return sign(tmpl, tmpl, key, key)
+	}, nil)
 }
 
 // issue signs a leaf certificate for req with the CA.
 func (ca *keyPair) issue(req certRequest) (*keyPair, error) {
-	key, err := newKey()
-	if err != nil {
-		return nil, fmt.Errorf("generating %s key: %w", req.commonName, err)
-	}
-	sn, err := serial()
-	if err != nil {
-		return nil, err
-	}
-	now := time.Now()
 	tmpl := &x509.Certificate{
-		SerialNumber: sn,
-		Subject:      pkix.Name{CommonName: req.commonName, Organization: req.organization},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(365 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
-		DNSNames:     req.dnsNames,
-		IPAddresses:  req.ips,
+		Subject:     pkix.Name{CommonName: req.commonName, Organization: req.organization},
+		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+		DNSNames:    req.dnsNames,
+		IPAddresses: req.ips,
 	}
 	if req.server {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageServerAuth)
@@ -99,13 +66,29 @@ func (ca *keyPair) issue(req certRequest) (*keyPair, error) {
 	if req.client {
 		tmpl.ExtKeyUsage = append(tmpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
 	}
-	return sign(tmpl, ca.cert, key, ca.key)
+	return create(tmpl, ca)
 }
 
-func sign(tmpl, parent *x509.Certificate, key *ecdsa.PrivateKey, parentKey crypto.Signer) (*keyPair, error) {
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
+// create generates a key and a certificate from tmpl, valid for a year,
+// signed by parent, or self-signed when parent is nil.
+func create(tmpl *x509.Certificate, parent *keyPair) (*keyPair, error) {
+	name := tmpl.Subject.CommonName
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("signing certificate for %s: %w", tmpl.Subject.CommonName, err)
+		return nil, fmt.Errorf("generating %s key: %w", name, err)
+	}
+	if tmpl.SerialNumber, err = rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127)); err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-time.Hour), now.Add(365*24*time.Hour)
+	parentCert, parentKey := tmpl, crypto.Signer(key)
+	if parent != nil {
+		parentCert, parentKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parentCert, key.Public(), parentKey)
+	if err != nil {
+		return nil, fmt.Errorf("signing certificate for %s: %w", name, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
@@ -201,7 +184,7 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 
-	saKey, err := newKey()
+	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("generating service-account key: %w", err)
 	}

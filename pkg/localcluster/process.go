@@ -114,10 +114,11 @@ func (p *process) stop(grace time.Duration) error {
 
 // logTail returns the last n lines of the child's log.
 func (p *process) logTail(n int) string {
-	return tailFile(p.logPath, n)
+	return TailFile(p.logPath, n)
 }
 
-func tailFile(path string, n int) string {
+// TailFile returns the last n lines of the file at path, or why it cannot.
+func TailFile(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Sprintf("(reading %s: %v)", path, err)

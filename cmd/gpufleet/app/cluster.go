@@ -261,22 +261,13 @@ func (o *clusterOptions) startBackground(out io.Writer) error {
 		}
 		select {
 		case err := <-exited:
-			return fmt.Errorf("local cluster failed to start (%v); see %s:\n%s", err, o.path(logFile), tail(o.path(logFile), 30))
+			return fmt.Errorf("local cluster failed to start (%v); see %s:\n%s", err, o.path(logFile), localcluster.TailFile(o.path(logFile), 30))
 		case <-ctx.Done():
 			_ = sup.Process.Signal(syscall.SIGTERM)
 			return fmt.Errorf("local cluster not ready after %s; see %s", o.Timeout, o.path(logFile))
 		case <-tick.C:
 		}
 	}
-}
-
-func tail(path string, n int) string {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // runForeground runs the cluster in this process until SIGINT or SIGTERM.

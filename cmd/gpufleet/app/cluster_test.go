@@ -74,7 +74,7 @@ func TestIntegrationClusterUpDown(t *testing.T) {
 
 	out, err := run(t, bin, "cluster", "up", "--dir", dir, "--gpu-nodes", "3", "--gpus-per-node", "4", "--timeout", "2m")
 	if err != nil {
-		t.Fatalf("cluster up: %v\n%s\nsupervisor log:\n%s", err, out, tail(filepath.Join(dir, logFile), 40))
+		t.Fatalf("cluster up: %v\n%s\nsupervisor log:\n%s", err, out, localcluster.TailFile(filepath.Join(dir, logFile), 40))
 	}
 	if !strings.Contains(out, "local cluster ready") {
 		t.Errorf("cluster up said: %s", out)
