@@ -128,13 +128,13 @@ func (c *Cluster) startEtcd(ctx context.Context) error {
 		client := fmt.Sprintf("http://127.0.0.1:%d", ports[0])
 		peer := fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 		return []string{
-			"--name=default",
+			"--name=gpufleet-local",
 			"--data-dir=" + dataDir,
 			"--listen-client-urls=" + client,
 			"--advertise-client-urls=" + client,
 			"--listen-peer-urls=" + peer,
 			"--initial-advertise-peer-urls=" + peer,
-			"--initial-cluster=default=" + peer,
+			"--initial-cluster=gpufleet-local=" + peer,
 			// A throwaway cluster: durability is not worth the fsync latency.
 			"--unsafe-no-fsync=true",
 			"--log-level=warn",

@@ -95,6 +95,11 @@ func TestIntegrationGPUNodePodAndDeployment(t *testing.T) {
 		t.Fatalf("before the controller manager runs: %d pods, err %v; want none", len(pods.Items), err)
 	}
 
+	// A misspelt controller is a clear error, and leaves room for a retry.
+	err = c.StartControllerManager(ctx, localcluster.ControllerManagerOptions{Controllers: []string{"deployment", "replica-set"}})
+	if err == nil || !strings.Contains(err.Error(), "replica-set") || !strings.Contains(err.Error(), "is not in the list of known controllers") {
+		t.Fatalf("starting kube-controller-manager with an unknown controller: %v", err)
+	}
 	// ...and once it runs, its ReplicaSet creates them.
 	clustertest.StartControllerManager(t, c, localcluster.ControllerManagerOptions{})
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
