@@ -14,25 +14,19 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	"github.com/gpufleet/gpufleet/pkg/gpumodel"
+	"github.com/gpufleet/gpufleet/pkg/names"
 )
 
-// Resource, label and taint names the simulated nodes carry (DESIGN.md).
+// Names the simulated nodes carry (DESIGN.md), re-exported for tests.
 const (
-	ResourceGPU      corev1.ResourceName = "nvidia.com/gpu"
-	ResourceGPUMilli corev1.ResourceName = "gpufleet.io/gpu-milli"
+	ResourceGPU      = names.ResourceGPU
+	ResourceGPUMilli = names.ResourceGPUMilli
 
-	LabelGPUProduct   = "gpufleet.io/gpu.product"
-	LabelGPUCount     = "gpufleet.io/gpu.count"
-	LabelGPUMemoryMiB = "gpufleet.io/gpu.memory-mib"
-	LabelGPUArch      = "gpufleet.io/gpu.arch"
-	// LabelSimulated marks Node objects that no kubelet stands behind.
-	LabelSimulated = "gpufleet.io/simulated"
-
-	labelNVIDIAProduct = "nvidia.com/gpu.product"
-	labelNVIDIACount   = "nvidia.com/gpu.count"
-	labelNVIDIAMemory  = "nvidia.com/gpu.memory"
-	labelNVIDIAFamily  = "nvidia.com/gpu.family"
-	labelAccelerator   = "accelerator"
+	LabelGPUProduct   = names.LabelGPUProduct
+	LabelGPUCount     = names.LabelGPUCount
+	LabelGPUMemoryMiB = names.LabelGPUMemoryMiB
+	LabelGPUArch      = names.LabelGPUArch
+	LabelSimulated    = names.LabelSimulated
 )
 
 // GPUNode describes a simulated GPU node: a Node object with GPU capacity and
@@ -90,19 +84,19 @@ func (g GPUNode) Object() (*corev1.Node, error) {
 	capacity[ResourceGPUMilli] = *resource.NewQuantity(int64(g.GPUs)*1000, resource.DecimalSI)
 
 	labels := map[string]string{
-		corev1.LabelHostname:   g.Name,
-		corev1.LabelOSStable:   "linux",
-		corev1.LabelArchStable: "amd64",
-		LabelSimulated:         "true",
-		LabelGPUProduct:        model.LabelProduct(),
-		LabelGPUCount:          strconv.Itoa(g.GPUs),
-		LabelGPUMemoryMiB:      strconv.FormatInt(model.MemoryMiB, 10),
-		LabelGPUArch:           model.Arch,
-		labelNVIDIAProduct:     model.LabelProduct(),
-		labelNVIDIACount:       strconv.Itoa(g.GPUs),
-		labelNVIDIAMemory:      strconv.FormatInt(model.MemoryMiB, 10),
-		labelNVIDIAFamily:      model.Arch,
-		labelAccelerator:       model.Accelerator,
+		corev1.LabelHostname:     g.Name,
+		corev1.LabelOSStable:     "linux",
+		corev1.LabelArchStable:   "amd64",
+		LabelSimulated:           "true",
+		LabelGPUProduct:          model.LabelProduct(),
+		LabelGPUCount:            strconv.Itoa(g.GPUs),
+		LabelGPUMemoryMiB:        strconv.FormatInt(model.MemoryMiB, 10),
+		LabelGPUArch:             model.Arch,
+		names.LabelNVIDIAProduct: model.LabelProduct(),
+		names.LabelNVIDIACount:   strconv.Itoa(g.GPUs),
+		names.LabelNVIDIAMemory:  strconv.FormatInt(model.MemoryMiB, 10),
+		names.LabelNVIDIAFamily:  model.Arch,
+		names.LabelAccelerator:   model.Accelerator,
 	}
 	for k, v := range g.Labels {
 		labels[k] = v
