@@ -32,13 +32,6 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-type simProcesses struct{ node *sim.Node }
-
-func (p simProcesses) PodOfProcess(pid uint32) (attribution.PodRef, bool) {
-	id, ok := p.node.PodOf(pid)
-	return attribution.PodRef{Namespace: id.Namespace, Name: id.Name, Container: id.Container, UID: id.UID}, ok
-}
-
 type owners map[string]attribution.PodRef
 
 func (o owners) Lookup(id string) (attribution.PodRef, bool) { r, ok := o[id]; return r, ok }
@@ -76,7 +69,7 @@ func (f *fixture) uuid(i int) string { return f.lib.Devices()[i].Info().UUID }
 
 func TestMetricsExposition(t *testing.T) {
 	f := newFixture(t)
-	s := NewSampler(f.lib, time.Second, WithClock(f.clock.Now), WithProcessOwners(simProcesses{f.node}),
+	s := NewSampler(f.lib, time.Second, WithClock(f.clock.Now), WithProcessOwners(SimOwners{f.node}),
 		WithDeviceOwners(owners{}))
 	pid := os.Getpid()
 	pod := &sim.PodIdentity{Namespace: "ml", Name: "bert-0", Container: "server"}
@@ -146,7 +139,7 @@ func TestAttributionSharedAndExclusive(t *testing.T) {
 	f := newFixture(t)
 	pids := startProcesses(t, 2)
 	exclusive := attribution.PodRef{Namespace: "ml", Name: "llm-0", Container: "server"}
-	s := NewSampler(f.lib, time.Second, WithClock(f.clock.Now), WithProcessOwners(simProcesses{f.node}),
+	s := NewSampler(f.lib, time.Second, WithClock(f.clock.Now), WithProcessOwners(SimOwners{f.node}),
 		WithDeviceOwners(owners{f.uuid(1): exclusive}))
 	a := &sim.PodIdentity{Namespace: "ml", Name: "small-a", Container: "c"}
 	b := &sim.PodIdentity{Namespace: "ml", Name: "small-b", Container: "c"}

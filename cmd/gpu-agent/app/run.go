@@ -1,0 +1,162 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
+
+	"github.com/gpufleet/gpufleet/pkg/agent"
+	"github.com/gpufleet/gpufleet/pkg/agent/attribution"
+	"github.com/gpufleet/gpufleet/pkg/nvml"
+	"github.com/gpufleet/gpufleet/pkg/nvml/sim"
+)
+
+// NewCommand returns the gpu-agent command.
+func NewCommand() *cobra.Command {
+	o := NewOptions()
+	cmd := &cobra.Command{
+		Use:          "gpu-agent",
+		Short:        "Export GPU utilization, memory, power and health per GPU and per pod; label the node with its GPUs",
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return Run(cmd.Context(), o)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	return cmd
+}
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, o *Options) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	logger := klog.FromContext(ctx)
+	lib, simNode, err := openNVML(o)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lib.Shutdown() }()
+	logger.Info("GPUs found", "count", len(lib.Devices()), "source", o.NVML)
+
+	client, err := kubeClient(o.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	var samplerOpts []agent.SamplerOption
+	var owners agent.ChainOwners
+	if simNode != nil {
+		owners = append(owners, agent.SimOwners{Node: simNode})
+	}
+	cgroups := agent.CgroupOwners{Proc: attribution.ProcResolver{Root: o.ProcRoot}}
+	if client != nil && o.NodeName != "" {
+		cgroups.Pods = attribution.NewPodIndex(client, o.NodeName)
+		go cgroups.Pods.Run(ctx)
+		owners = append(owners, cgroups)
+	}
+	if len(owners) > 0 {
+		samplerOpts = append(samplerOpts, agent.WithProcessOwners(owners))
+	}
+	var extra []agent.PodResourcesSource
+	if o.PodResources != "" {
+		pr := attribution.NewPodResourcesClient(o.PodResources)
+		defer func() { _ = pr.Close() }()
+		go refreshPodResources(ctx, pr, o.PodRefresh)
+		samplerOpts = append(samplerOpts, agent.WithDeviceOwners(pr))
+		extra = append(extra, pr)
+	}
+	s := agent.NewSampler(lib, o.Interval, samplerOpts...)
+	go s.Run(ctx)
+
+	if client != nil && o.LabelNode {
+		if o.NodeName == "" {
+			return errors.New("--label-node needs --node-name (or $NODE_NAME)")
+		}
+		var infos []nvml.DeviceInfo
+		for _, d := range lib.Devices() {
+			infos = append(infos, d.Info())
+		}
+		system, err := lib.System()
+		if err != nil {
+			logger.Error(err, "Reading driver versions for node labels")
+		}
+		go agent.NewNodeLabeler(client, o.NodeName, agent.NodeInventory(system, infos)).Run(ctx, o.LabelPeriod)
+	}
+	h, err := agent.Handler(s, agent.NewPodResourcesCollector(extra...))
+	if err != nil {
+		return err
+	}
+	return agent.Serve(ctx, o.Listen, h)
+}
+
+// openNVML opens the real library or builds the simulated node. It never
+// falls back from one to the other.
+func openNVML(o *Options) (nvml.Library, *sim.Node, error) {
+	if o.NVML == NVMLMock {
+		if err := os.MkdirAll(o.SimDir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("creating --sim-dir: %w", err)
+		}
+		node, err := sim.New(sim.Options{NodeName: o.NodeName, Dir: o.SimDir, GPUs: o.SimGPUs, Model: o.SimModel})
+		if err != nil {
+			return nil, nil, err
+		}
+		lib, err := nvml.New(node.Interface())
+		return lib, node, err
+	}
+	lib, err := nvml.New(gonvml.New())
+	if errors.Is(err, nvml.ErrLibraryNotFound) {
+		return nil, nil, fmt.Errorf("%w: is this a GPU node with the NVIDIA driver installed, and is the library visible in the container (NVIDIA container toolkit)? On a machine without GPUs, --nvml=mock runs a simulated node", err)
+	}
+	return lib, nil, err
+}
+
+// kubeClient returns a client from the kubeconfig, the in-cluster
+// configuration, or nil outside a cluster without a kubeconfig.
+func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+	var cfg *rest.Config
+	var err error
+	switch {
+	case kubeconfig != "":
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	case os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+		cfg, err = rest.InClusterConfig()
+	default:
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
+	}
+	cfg.UserAgent = "gpufleet-gpu-agent"
+	return kubernetes.NewForConfig(cfg)
+}
+
+// refreshPodResources re-reads GPU allocations from the kubelet. A missing
+// socket is logged when it starts and stops failing, not every time.
+func refreshPodResources(ctx context.Context, pr *attribution.PodResourcesClient, every time.Duration) {
+	logger := klog.FromContext(ctx)
+	failing := false
+	wait.UntilWithContext(ctx, func(ctx context.Context) {
+		err := pr.Refresh(ctx)
+		switch {
+		case err != nil && !failing:
+			logger.Error(err, "Reading GPU allocations from the kubelet; whole-GPU pod attribution is off until it works")
+		case err == nil && failing:
+			logger.Info("Reading GPU allocations from the kubelet works again")
+		}
+		failing = err != nil
+	}, every)
+}
