@@ -6,11 +6,11 @@ package main
 import (
 	"os"
 
-	"k8s.io/component-base/cli"
-
 	"github.com/gpufleet/gpufleet/cmd/gpu-agent/app"
 )
 
 func main() {
-	os.Exit(cli.Run(app.NewCommand()))
+	if err := app.NewCommand().Execute(); err != nil {
+		os.Exit(1)
+	}
 }

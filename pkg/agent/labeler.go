@@ -9,11 +9,9 @@ import (
 	"strings"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
 	"github.com/gpufleet/gpufleet/pkg/names"
@@ -98,20 +96,20 @@ func labelValue(s string) string {
 // NodeLabeler keeps the agent's Node labelled with its inventory. It needs
 // only get and patch on nodes, and patches only when something differs.
 type NodeLabeler struct {
-	client   kubernetes.Interface
+	client   NodeClient
 	nodeName string
 	want     Inventory
 }
 
 // NewNodeLabeler labels nodeName with inv.
-func NewNodeLabeler(client kubernetes.Interface, nodeName string, inv Inventory) *NodeLabeler {
+func NewNodeLabeler(client NodeClient, nodeName string, inv Inventory) *NodeLabeler {
 	return &NodeLabeler{client: client, nodeName: nodeName, want: inv}
 }
 
 // Sync patches the node if a label or annotation differs, and says whether
 // it did.
 func (l *NodeLabeler) Sync(ctx context.Context) (bool, error) {
-	node, err := l.client.CoreV1().Nodes().Get(ctx, l.nodeName, metav1.GetOptions{})
+	node, err := l.client.GetNode(ctx, l.nodeName)
 	if err != nil {
 		return false, fmt.Errorf("reading node %s (does the agent's ServiceAccount have get on nodes?): %w", l.nodeName, err)
 	}
@@ -130,7 +128,7 @@ func (l *NodeLabeler) Sync(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if _, err := l.client.CoreV1().Nodes().Patch(ctx, l.nodeName, types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "gpufleet-gpu-agent"}); err != nil {
+	if err := l.client.PatchNode(ctx, l.nodeName, types.MergePatchType, patch); err != nil {
 		return false, fmt.Errorf("labelling node %s (does the agent's ServiceAccount have patch on nodes?): %w", l.nodeName, err)
 	}
 	klog.FromContext(ctx).Info("Labelled node with its GPU inventory", "node", l.nodeName, "labels", labels, "annotations", annotations)

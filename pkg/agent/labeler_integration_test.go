@@ -41,9 +41,12 @@ func TestIntegrationNodeLabeler(t *testing.T) {
 	}
 	cfg := rest.CopyConfig(c.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user}
-	agentClient := kubernetes.NewForConfigOrDie(cfg)
+	agentClient, err := NewKubeClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The agent cannot do more than that.
-	if _, err := agentClient.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
+	if _, err := kubernetes.NewForConfigOrDie(cfg).CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil {
 		t.Fatal("the agent's identity may list nodes: the RBAC under test is wider than get/patch")
 	}
 

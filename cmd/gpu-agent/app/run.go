@@ -3,14 +3,16 @@ package app
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
@@ -33,10 +35,17 @@ func NewCommand() *cobra.Command {
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			return Run(cmd.Context(), o)
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return Run(ctx, o)
 		},
 	}
 	o.AddFlags(cmd.Flags())
+	// klog's own flags (-v, ...). The agent avoids k8s.io/component-base's
+	// logging setup: it links dozens of packages and costs resident memory.
+	logFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(logFlags)
+	cmd.Flags().AddGoFlagSet(logFlags)
 	return cmd
 }
 
@@ -64,7 +73,7 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	cgroups := agent.CgroupOwners{Proc: attribution.ProcResolver{Root: o.ProcRoot}}
 	if client != nil && o.NodeName != "" {
-		cgroups.Pods = attribution.NewPodIndex(client, o.NodeName)
+		cgroups.Pods = attribution.NewPodIndex(client.Pods(), o.NodeName)
 		go cgroups.Pods.Run(ctx)
 		owners = append(owners, cgroups)
 	}
@@ -73,7 +82,8 @@ func Run(ctx context.Context, o *Options) error {
 	}
 	var extra []agent.PodResourcesSource
 	if o.PodResources != "" {
-		pr := attribution.NewPodResourcesClient(o.PodResources)
+		// Never treat allocations as stale between two refreshes.
+		pr := attribution.NewPodResourcesClient(o.PodResources, attribution.WithMaxStaleness(max(attribution.DefaultMaxStaleness, 3*o.PodRefresh)))
 		defer func() { _ = pr.Close() }()
 		go refreshPodResources(ctx, pr, o.PodRefresh)
 		samplerOpts = append(samplerOpts, agent.WithDeviceOwners(pr))
@@ -126,7 +136,7 @@ func openNVML(o *Options) (nvml.Library, *sim.Node, error) {
 
 // kubeClient returns a client from the kubeconfig, the in-cluster
 // configuration, or nil outside a cluster without a kubeconfig.
-func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
+func kubeClient(kubeconfig string) (*agent.KubeClient, error) {
 	var cfg *rest.Config
 	var err error
 	switch {
@@ -140,8 +150,7 @@ func kubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client configuration: %w", err)
 	}
-	cfg.UserAgent = "gpufleet-gpu-agent"
-	return kubernetes.NewForConfig(cfg)
+	return agent.NewKubeClient(cfg)
 }
 
 // refreshPodResources re-reads GPU allocations from the kubelet. A missing

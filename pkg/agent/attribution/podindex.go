@@ -3,14 +3,12 @@ package attribution
 import (
 	"context"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	coreinformers "k8s.io/client-go/informers/core/v1"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
 )
@@ -27,18 +25,34 @@ type PodIndex struct {
 	informer cache.SharedIndexInformer
 }
 
+// PodSource lists and watches pods: the API server through a small REST
+// client (the agent does not link the generated clientset, which registers
+// every API group and would triple its memory), or a typed or fake
+// clientset's Pods("") in tests.
+type PodSource interface {
+	List(ctx context.Context, opts metav1.ListOptions) (*corev1.PodList, error)
+	Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error)
+}
+
 // NewPodIndex returns an index of the pods bound to nodeName. It watches
 // nothing until Run.
-func NewPodIndex(client kubernetes.Interface, nodeName string) *PodIndex {
-	onNode := func(o *metav1.ListOptions) {
-		o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", nodeName).String()
+func NewPodIndex(pods PodSource, nodeName string) *PodIndex {
+	onNode := fields.OneTermEqualSelector("spec.nodeName", nodeName).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = onNode
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = onNode
+			return pods.Watch(ctx, o)
+		},
 	}
-	// The factory installs the transform before the informer can start,
-	// which SetTransform on a started informer would refuse.
-	factory := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(stripPod))
-	informer := factory.InformerFor(&corev1.Pod{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return coreinformers.NewFilteredPodInformer(c, metav1.NamespaceAll, resync, cache.Indexers{podUIDIndex: indexPodUID}, onNode)
-	})
+	// Streaming lists (watch-list) where the source supports them; fake
+	// clientsets say they do not.
+	informer := cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, pods), &corev1.Pod{}, 0, cache.Indexers{podUIDIndex: indexPodUID})
+	// Installed before the informer starts, as SetTransform requires.
+	_ = informer.SetTransform(stripPod)
 	return &PodIndex{nodeName: nodeName, informer: informer}
 }
 

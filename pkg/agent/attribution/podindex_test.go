@@ -139,11 +139,17 @@ func TestStripPod(t *testing.T) {
 	}
 }
 
+// fakePods is a fake clientset's pods, which cannot stream lists
+// (watch-list): the reflector must fall back to list and watch.
+type fakePods struct{ PodSource }
+
+func (fakePods) IsWatchListSemanticsUnSupported() bool { return true }
+
 // startIndex runs a PodIndex for node-a on client until the test ends, and
 // waits for it to sync.
 func startIndex(t *testing.T, client *fake.Clientset) *PodIndex {
 	t.Helper()
-	idx := NewPodIndex(client, "node-a")
+	idx := NewPodIndex(fakePods{client.CoreV1().Pods("")}, "node-a")
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
