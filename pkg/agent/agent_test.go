@@ -9,9 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -20,18 +21,6 @@ import (
 	"github.com/gpufleet/gpufleet/pkg/nvml/sim"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 type owners map[string]attribution.PodRef
 
 func (o owners) Lookup(id string) (attribution.PodRef, bool) { r, ok := o[id]; return r, ok }
@@ -39,14 +28,14 @@ func (o owners) Lookup(id string) (attribution.PodRef, bool) { r, ok := o[id]; r
 // fixture is a simulated 2-GPU node with a fake clock.
 type fixture struct {
 	dir   string
-	clock *fakeClock
+	clock *clocktesting.FakeClock
 	node  *sim.Node
 	lib   nvml.Library
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{dir: t.TempDir(), clock: &fakeClock{t: time.Unix(1_800_000_000, 0)}}
+	f := &fixture{dir: t.TempDir(), clock: clocktesting.NewFakeClock(time.Unix(1_800_000_000, 0))}
 	var err error
 	if f.node, err = sim.New(sim.Options{NodeName: "n1", Dir: f.dir, GPUs: 2, Now: f.clock.Now}); err != nil {
 		t.Fatal(err)
@@ -74,9 +63,9 @@ func TestMetricsExposition(t *testing.T) {
 	pid := os.Getpid()
 	pod := &sim.PodIdentity{Namespace: "ml", Name: "bert-0", Container: "server"}
 	f.report(t, pid, pod, sim.GPUUse{Index: 1, BusySecondsTotal: 5, MemoryBytes: 3 << 30})
-	f.clock.Add(time.Second)
+	f.clock.Step(time.Second)
 	s.SampleOnce(t.Context())
-	f.clock.Add(time.Second)
+	f.clock.Step(time.Second)
 	f.report(t, pid, pod, sim.GPUUse{Index: 1, BusySecondsTotal: 5.25, MemoryBytes: 3 << 30})
 	s.SampleOnce(t.Context())
 
@@ -146,12 +135,12 @@ func TestAttributionSharedAndExclusive(t *testing.T) {
 	f.report(t, pids[0], a, sim.GPUUse{Index: 0, BusySecondsTotal: 1, MemoryBytes: 1 << 30})
 	f.report(t, pids[1], b, sim.GPUUse{Index: 0, BusySecondsTotal: 1, MemoryBytes: 2 << 30})
 	f.report(t, os.Getpid(), nil, sim.GPUUse{Index: 1, BusySecondsTotal: 0, MemoryBytes: 4 << 30})
-	f.clock.Add(time.Second)
+	f.clock.Step(time.Second)
 	s.SampleOnce(t.Context())
 	f.report(t, pids[0], a, sim.GPUUse{Index: 0, BusySecondsTotal: 1.1, MemoryBytes: 1 << 30})
 	f.report(t, pids[1], b, sim.GPUUse{Index: 0, BusySecondsTotal: 1.3, MemoryBytes: 2 << 30})
 	f.report(t, os.Getpid(), nil, sim.GPUUse{Index: 1, BusySecondsTotal: 0.9, MemoryBytes: 4 << 30})
-	f.clock.Add(time.Second)
+	f.clock.Step(time.Second)
 	snap := s.SampleOnce(t.Context())
 
 	got := map[string]PodUse{}
@@ -202,9 +191,9 @@ func TestFailedGPUIsReportedOthersContinue(t *testing.T) {
 	if err := f.node.InjectFault(1, 79); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.Add(time.Second)
+	f.clock.Step(time.Second)
 	s.SampleOnce(t.Context())
-	f.clock.Add(time.Second)
+	f.clock.Step(time.Second)
 	snap := s.SampleOnce(t.Context())
 	if !snap.GPUs[0].Healthy || snap.GPUs[1].Healthy || !nvml.IsGPULost(snap.GPUs[1].Err) {
 		t.Fatalf("health: GPU0 %v, GPU1 %v (%v)", snap.GPUs[0].Healthy, snap.GPUs[1].Healthy, snap.GPUs[1].Err)
@@ -229,7 +218,7 @@ gpufleet_gpu_utilization_ratio{gpu="0",uuid="%[1]s"} 0
 	if err := f.node.ClearFault(1); err != nil {
 		t.Fatal(err)
 	}
-	f.clock.Add(time.Second)
+	f.clock.Step(time.Second)
 	if snap := s.SampleOnce(t.Context()); !snap.GPUs[1].Healthy {
 		t.Errorf("GPU 1 after recovery: %v", snap.GPUs[1].Err)
 	}
@@ -243,11 +232,11 @@ func TestXidMarksUnhealthy(t *testing.T) {
 	events <- nvml.Event{UUID: f.uuid(0), Xid: 48}
 	close(events)
 	s.recordEvents(t.Context(), events)
-	f.clock.Add(time.Second)
+	f.clock.Step(time.Second)
 	if snap := s.SampleOnce(t.Context()); snap.GPUs[0].Healthy || !snap.GPUs[1].Healthy {
 		t.Errorf("after XID 48 on GPU 0: healthy %v, %v", snap.GPUs[0].Healthy, snap.GPUs[1].Healthy)
 	}
-	f.clock.Add(2 * time.Minute)
+	f.clock.Step(2 * time.Minute)
 	if snap := s.SampleOnce(t.Context()); !snap.GPUs[0].Healthy {
 		t.Error("GPU 0 still unhealthy two minutes after its XID")
 	}
@@ -276,7 +265,7 @@ func TestReadyz(t *testing.T) {
 	if get("/readyz") != 200 {
 		t.Error("not ready after a sampling")
 	}
-	f.clock.Add(10 * time.Second)
+	f.clock.Step(10 * time.Second)
 	if get("/readyz") != 503 {
 		t.Error("ready although sampling stopped 10 intervals ago")
 	}

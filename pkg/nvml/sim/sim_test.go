@@ -8,28 +8,16 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/gpufleet/gpufleet/pkg/nvml"
 	"github.com/gpufleet/gpufleet/pkg/nvml/sim"
 )
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func newNode(t *testing.T, dir string, clock *fakeClock) (*sim.Node, nvml.Library) {
+func newNode(t *testing.T, dir string, clock *clocktesting.FakeClock) (*sim.Node, nvml.Library) {
 	t.Helper()
 	opts := sim.Options{NodeName: "node-a", Dir: dir}
 	if clock != nil {
@@ -108,7 +96,7 @@ func TestDGX1Facts(t *testing.T) {
 
 func TestUtilizationFollowsReportedWork(t *testing.T) {
 	dir := t.TempDir()
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	_, lib := newNode(t, dir, clock)
 	devs := lib.Devices()
 
@@ -123,13 +111,13 @@ func TestUtilizationFollowsReportedWork(t *testing.T) {
 	writeActivity(t, dir, sim.Activity{PID: self, GPUs: []sim.GPUUse{{Index: 2, BusySecondsTotal: 10, MemoryBytes: 2 << 30}}})
 	writeActivity(t, dir, sim.Activity{PID: other, GPUs: []sim.GPUUse{{Index: 2, BusySecondsTotal: 100, MemoryBytes: 1 << 30}, {Index: 5, BusySecondsTotal: 0}}})
 	// The first observation of a process is its baseline.
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	for _, d := range devs {
 		if _, err := d.Sample(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	clock.Add(2 * time.Second)
+	clock.Step(2 * time.Second)
 	writeActivity(t, dir, sim.Activity{PID: self, GPUs: []sim.GPUUse{{Index: 2, BusySecondsTotal: 11, MemoryBytes: 2 << 30}}})                                      // +1 s of 2
 	writeActivity(t, dir, sim.Activity{PID: other, GPUs: []sim.GPUUse{{Index: 2, BusySecondsTotal: 100.5, MemoryBytes: 1 << 30}, {Index: 5, BusySecondsTotal: 2}}}) // +0.25, +1.0
 
@@ -168,7 +156,7 @@ func TestUtilizationFollowsReportedWork(t *testing.T) {
 	// A process that exits stops counting, though its file remains.
 	_ = child.Process.Kill()
 	_ = child.Wait()
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	s5, _ = devs[5].Sample()
 	if s5.Utilization != 0 || len(s5.Processes) != 0 {
 		t.Errorf("GPU 5 after its process exited: %+v", s5)
@@ -177,7 +165,7 @@ func TestUtilizationFollowsReportedWork(t *testing.T) {
 
 func TestFaultIsReportedAndOthersKeepWorking(t *testing.T) {
 	dir := t.TempDir()
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	node, lib := newNode(t, dir, clock)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
@@ -188,7 +176,7 @@ func TestFaultIsReportedAndOthersKeepWorking(t *testing.T) {
 	if err := node.InjectFault(3, 48); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	devs := lib.Devices()
 	if _, err := devs[3].Sample(); !nvml.IsGPULost(err) {
 		t.Errorf("sampling a failed GPU: %v, want GPU lost", err)
@@ -207,7 +195,7 @@ func TestFaultIsReportedAndOthersKeepWorking(t *testing.T) {
 	if err := node.ClearFault(3); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	if _, err := devs[3].Sample(); err != nil {
 		t.Errorf("GPU 3 after the fault cleared: %v", err)
 	}
@@ -215,7 +203,7 @@ func TestFaultIsReportedAndOthersKeepWorking(t *testing.T) {
 
 func TestReporterRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	node, lib := newNode(t, dir, clock)
 	r, err := sim.NewReporter(dir, []int{1}, &sim.PodIdentity{Namespace: "ml", Name: "resnet-0", Container: "server"})
 	if err != nil {
@@ -226,11 +214,11 @@ func TestReporterRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev := lib.Devices()[1]
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	if _, err := dev.Sample(); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	r.AddBusy(0.4)
 	if err := r.Flush(); err != nil {
 		t.Fatal(err)
@@ -248,7 +236,7 @@ func TestReporterRoundTrip(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	if s, _ := dev.Sample(); s.MemoryUsedBytes != 0 {
 		t.Errorf("memory after Close: %d", s.MemoryUsedBytes)
 	}
@@ -256,13 +244,13 @@ func TestReporterRoundTrip(t *testing.T) {
 
 func TestBadActivityFileIsSkipped(t *testing.T) {
 	dir := t.TempDir()
-	clock := &fakeClock{t: time.Unix(1_700_000_000, 0)}
+	clock := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	_, lib := newNode(t, dir, clock)
 	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte(`{"pid": `), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	writeActivity(t, dir, sim.Activity{PID: uint32(os.Getpid()), GPUs: []sim.GPUUse{{Index: 0, MemoryBytes: 1 << 20}}})
-	clock.Add(time.Second)
+	clock.Step(time.Second)
 	s, err := lib.Devices()[0].Sample()
 	if err != nil || s.MemoryUsedBytes != 1<<20 {
 		t.Errorf("a broken file beside a good one: %+v, %v", s, err)
