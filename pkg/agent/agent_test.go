@@ -12,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	clocktesting "k8s.io/utils/clock/testing"
-
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/gpufleet/gpufleet/pkg/agent/attribution"
 	"github.com/gpufleet/gpufleet/pkg/nvml"
