@@ -16,10 +16,13 @@ COMMANDS := $(notdir $(wildcard cmd/*))
 # Control-plane binaries, from the tool lines in go.mod.
 CONTROL_PLANE := etcd kube-apiserver kube-controller-manager kubectl
 
-# Internal linking: go-nvml's cgo only dlopens, and the external linker's
-# layout makes the kernel map about 60 % more of the binary (gpu-agent RSS
-# 42 MiB instead of 27 MiB, measured with make bench-agent).
-GO_LDFLAGS ?= -linkmode=internal
+# gpu-agent needs cgo (go-nvml). It links internally: go-nvml's cgo only
+# dlopens, and the external linker's layout makes the kernel map about 60 %
+# more of the binary (RSS 42 MiB instead of 27 MiB, make bench-agent).
+AGENT_LDFLAGS ?= -linkmode=internal
+# Every other binary builds without cgo: the inference server loads CUDA at
+# run time through purego, which needs no C toolchain.
+NOCGO_COMMANDS := $(filter-out gpu-agent,$(COMMANDS))
 
 export GPUFLEET_BIN_DIR := $(BIN)
 # go-nvml's cgo preamble calls functions NVML marks deprecated; the
@@ -33,7 +36,8 @@ help: ## Show this help.
 .PHONY: build
 build: ## Build every gpufleet binary into bin/.
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags='$(GO_LDFLAGS)' -o $(BIN)/ $(addprefix ./cmd/,$(COMMANDS))
+	$(GO) build -ldflags='$(AGENT_LDFLAGS)' -o $(BIN)/ ./cmd/gpu-agent
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(NOCGO_COMMANDS))
 
 .PHONY: tools
 tools: $(addprefix $(BIN)/,$(CONTROL_PLANE)) ## Build etcd, kube-apiserver, kube-controller-manager and kubectl into bin/.
@@ -69,6 +73,14 @@ bench-controlplane: tools ## Control-plane start and stop time: median and max o
 .PHONY: bench-agent
 bench-agent: build ## gpu-agent on the simulated 8-GPU node, 1 s sampling, scraped 10/s for 60 s: RSS, CPU, scrape latency.
 	$(GO) run ./hack/bench-agent --agent $(BIN)/gpu-agent --duration $${BENCH_DURATION:-60s}
+
+.PHONY: bench-inference
+bench-inference: build ## inference-server, CPU backend, saturating load: batching vs batch size 1, protocol overhead vs a bare handler.
+	$(GO) run ./hack/bench-inference --server $(BIN)/inference-server --duration $${BENCH_DURATION:-10s}
+
+.PHONY: test-gpu
+test-gpu: ## Tests that need a GPU and the CUDA libraries (make test-gpu on a GPU machine; not part of make test).
+	$(GO) test -tags gpu -count=1 -v ./pkg/inference/backend/cuda/
 
 .PHONY: verify
 verify: $(BIN)/staticcheck ## gofmt, go vet, go mod tidy leaves no diff, staticcheck.

@@ -21,7 +21,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gpufleet/gpufleet/pkg/nvml/sim"
+	"github.com/gpufleet/gpufleet/pkg/nvml/sim/activity"
 )
 
 // clockTicks is the kernel's USER_HZ, the unit of /proc/<pid>/stat times.
@@ -59,7 +59,7 @@ func run(agentBin string, duration time.Duration, rate int) error {
 	pid := cmd.Process.Pid
 
 	// Real work for the simulated GPUs: this process keeps all 8 about half busy.
-	rep, err := sim.NewReporter(dir, []int{0, 1, 2, 3, 4, 5, 6, 7}, &sim.PodIdentity{Namespace: "bench", Name: "load", Container: "main"})
+	rep, err := activity.NewReporter(dir, []int{0, 1, 2, 3, 4, 5, 6, 7}, &activity.PodIdentity{Namespace: "bench", Name: "load", Container: "main"})
 	if err != nil {
 		return err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/gpufleet/gpufleet/pkg/agent/attribution"
 	"github.com/gpufleet/gpufleet/pkg/nvml"
 	"github.com/gpufleet/gpufleet/pkg/nvml/sim"
+	"github.com/gpufleet/gpufleet/pkg/nvml/sim/activity"
 )
 
 type owners map[string]attribution.PodRef
@@ -45,9 +46,9 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) report(t *testing.T, pid int, pod *sim.PodIdentity, uses ...sim.GPUUse) {
+func (f *fixture) report(t *testing.T, pid int, pod *activity.PodIdentity, uses ...activity.GPUUse) {
 	t.Helper()
-	data, _ := json.Marshal(sim.Activity{PID: uint32(pid), Pod: pod, GPUs: uses})
+	data, _ := json.Marshal(activity.Activity{PID: uint32(pid), Pod: pod, GPUs: uses})
 	if err := os.WriteFile(filepath.Join(f.dir, strconv.Itoa(pid)+".json"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -60,12 +61,12 @@ func TestMetricsExposition(t *testing.T) {
 	s := NewSampler(f.lib, time.Second, WithClock(f.clock.Now), WithProcessOwners(SimOwners{f.node}),
 		WithDeviceOwners(owners{}))
 	pid := os.Getpid()
-	pod := &sim.PodIdentity{Namespace: "ml", Name: "bert-0", Container: "server"}
-	f.report(t, pid, pod, sim.GPUUse{Index: 1, BusySecondsTotal: 5, MemoryBytes: 3 << 30})
+	pod := &activity.PodIdentity{Namespace: "ml", Name: "bert-0", Container: "server"}
+	f.report(t, pid, pod, activity.GPUUse{Index: 1, BusySecondsTotal: 5, MemoryBytes: 3 << 30})
 	f.clock.Step(time.Second)
 	s.SampleOnce(t.Context())
 	f.clock.Step(time.Second)
-	f.report(t, pid, pod, sim.GPUUse{Index: 1, BusySecondsTotal: 5.25, MemoryBytes: 3 << 30})
+	f.report(t, pid, pod, activity.GPUUse{Index: 1, BusySecondsTotal: 5.25, MemoryBytes: 3 << 30})
 	s.SampleOnce(t.Context())
 
 	u0, u1 := f.uuid(0), f.uuid(1)
@@ -129,16 +130,16 @@ func TestAttributionSharedAndExclusive(t *testing.T) {
 	exclusive := attribution.PodRef{Namespace: "ml", Name: "llm-0", Container: "server"}
 	s := NewSampler(f.lib, time.Second, WithClock(f.clock.Now), WithProcessOwners(SimOwners{f.node}),
 		WithDeviceOwners(owners{f.uuid(1): exclusive}))
-	a := &sim.PodIdentity{Namespace: "ml", Name: "small-a", Container: "c"}
-	b := &sim.PodIdentity{Namespace: "ml", Name: "small-b", Container: "c"}
-	f.report(t, pids[0], a, sim.GPUUse{Index: 0, BusySecondsTotal: 1, MemoryBytes: 1 << 30})
-	f.report(t, pids[1], b, sim.GPUUse{Index: 0, BusySecondsTotal: 1, MemoryBytes: 2 << 30})
-	f.report(t, os.Getpid(), nil, sim.GPUUse{Index: 1, BusySecondsTotal: 0, MemoryBytes: 4 << 30})
+	a := &activity.PodIdentity{Namespace: "ml", Name: "small-a", Container: "c"}
+	b := &activity.PodIdentity{Namespace: "ml", Name: "small-b", Container: "c"}
+	f.report(t, pids[0], a, activity.GPUUse{Index: 0, BusySecondsTotal: 1, MemoryBytes: 1 << 30})
+	f.report(t, pids[1], b, activity.GPUUse{Index: 0, BusySecondsTotal: 1, MemoryBytes: 2 << 30})
+	f.report(t, os.Getpid(), nil, activity.GPUUse{Index: 1, BusySecondsTotal: 0, MemoryBytes: 4 << 30})
 	f.clock.Step(time.Second)
 	s.SampleOnce(t.Context())
-	f.report(t, pids[0], a, sim.GPUUse{Index: 0, BusySecondsTotal: 1.1, MemoryBytes: 1 << 30})
-	f.report(t, pids[1], b, sim.GPUUse{Index: 0, BusySecondsTotal: 1.3, MemoryBytes: 2 << 30})
-	f.report(t, os.Getpid(), nil, sim.GPUUse{Index: 1, BusySecondsTotal: 0.9, MemoryBytes: 4 << 30})
+	f.report(t, pids[0], a, activity.GPUUse{Index: 0, BusySecondsTotal: 1.1, MemoryBytes: 1 << 30})
+	f.report(t, pids[1], b, activity.GPUUse{Index: 0, BusySecondsTotal: 1.3, MemoryBytes: 2 << 30})
+	f.report(t, os.Getpid(), nil, activity.GPUUse{Index: 1, BusySecondsTotal: 0.9, MemoryBytes: 4 << 30})
 	f.clock.Step(time.Second)
 	snap := s.SampleOnce(t.Context())
 

@@ -23,6 +23,7 @@ import (
 	"github.com/gpufleet/gpufleet/pkg/localcluster/clustertest"
 	"github.com/gpufleet/gpufleet/pkg/names"
 	"github.com/gpufleet/gpufleet/pkg/nvml/sim"
+	"github.com/gpufleet/gpufleet/pkg/nvml/sim/activity"
 )
 
 // The agent on a simulated node of a real control plane: it labels its
@@ -107,7 +108,7 @@ func TestIntegrationAgentOnLocalCluster(t *testing.T) {
 	// The process keeps GPU 3 about 40 % busy.
 	busy := 0.0
 	report := func() {
-		data, _ := json.Marshal(sim.Activity{PID: uint32(proc.Process.Pid), GPUs: []sim.GPUUse{{Index: 3, BusySecondsTotal: busy, MemoryBytes: 1 << 30}}})
+		data, _ := json.Marshal(activity.Activity{PID: uint32(proc.Process.Pid), GPUs: []activity.GPUUse{{Index: 3, BusySecondsTotal: busy, MemoryBytes: 1 << 30}}})
 		if err := os.WriteFile(filepath.Join(simDir, "model.json"), data, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -63,7 +63,8 @@ type Backend interface {
 type Model interface {
 	// Forward runs rows (batch rows of the first layer's In values,
 	// row-major) through every layer and returns batch rows of the last
-	// layer's Out values. It is safe for concurrent use.
+	// layer's Out values. The returned slice belongs to the caller: a
+	// backend never reuses it. It is safe for concurrent use.
 	Forward(rows []float32, batch int) ([]float32, error)
 	// Close frees the model's device memory.
 	Close() error

@@ -2,7 +2,7 @@
 // a DGX-1 with 8 x Tesla V100-SXM2-16GB in the NVLink hybrid cube-mesh,
 // built on go-nvml's mock server so that gpufleet's real NVML adapter runs
 // unchanged on top of it. Its GPUs are busy exactly as much as the local
-// processes that report to it say (see Activity); nothing is random.
+// processes that report to it say (see activity.Activity); nothing is random.
 package sim
 
 import (
@@ -20,13 +20,14 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/gpufleet/gpufleet/pkg/gpumodel"
+	"github.com/gpufleet/gpufleet/pkg/nvml/sim/activity"
 )
 
 // Options configure a simulated node.
 type Options struct {
 	// NodeName seeds the GPUs' UUIDs, so they stay the same across restarts.
 	NodeName string
-	// Dir is where processes report their activity (see Activity) and where
+	// Dir is where processes report their activity (see activity.Activity) and where
 	// faults are injected (see Node.faults). Empty: the GPUs stay idle.
 	Dir string
 	// GPUs is the number of GPUs. Default 8.
@@ -84,7 +85,7 @@ type Node struct {
 	lastObs  time.Time
 	prevBusy map[procGPU]float64
 	gpus     []gpuState
-	pods     map[uint32]PodIdentity
+	pods     map[uint32]activity.PodIdentity
 	events   chan gonvml.EventData
 }
 
@@ -142,7 +143,7 @@ func New(opts Options) (*Node, error) {
 	}
 	n := &Node{
 		opts: opts, server: srv, prevBusy: map[procGPU]float64{},
-		gpus: make([]gpuState, opts.GPUs), pods: map[uint32]PodIdentity{},
+		gpus: make([]gpuState, opts.GPUs), pods: map[uint32]activity.PodIdentity{},
 		events: make(chan gonvml.EventData, 64),
 	}
 	n.links = make([][]int, opts.GPUs)
@@ -189,7 +190,7 @@ func archOf(name string) gonvml.DeviceArchitecture {
 func (n *Node) Interface() gonvml.Interface { return n.server }
 
 // PodOf returns the pod a reporting process said it belongs to.
-func (n *Node) PodOf(pid uint32) (PodIdentity, bool) {
+func (n *Node) PodOf(pid uint32) (activity.PodIdentity, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	p, ok := n.pods[pid]
@@ -211,7 +212,7 @@ func (n *Node) observe() {
 	acts := n.readActivity()
 	busy := map[procGPU]float64{}
 	next := make([]gpuState, len(n.gpus))
-	pods := map[uint32]PodIdentity{}
+	pods := map[uint32]activity.PodIdentity{}
 	for _, a := range acts {
 		if a.Pod != nil {
 			pods[a.PID] = *a.Pod
@@ -259,7 +260,7 @@ func uint32Value(v uint32) [8]byte {
 
 // readActivity returns the valid activity files of live processes. Bad
 // files are skipped: one broken reporter must not blind the node.
-func (n *Node) readActivity() []Activity {
+func (n *Node) readActivity() []activity.Activity {
 	if n.opts.Dir == "" {
 		return nil
 	}
@@ -267,7 +268,7 @@ func (n *Node) readActivity() []Activity {
 	if err != nil {
 		return nil
 	}
-	var out []Activity
+	var out []activity.Activity
 	for _, e := range entries {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
 			continue
@@ -276,7 +277,7 @@ func (n *Node) readActivity() []Activity {
 		if err != nil {
 			continue
 		}
-		a, err := ParseActivity(data, len(n.gpus))
+		a, err := activity.ParseActivity(data, len(n.gpus))
 		if err != nil || !processAlive(a.PID) {
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gpufleet/gpufleet/pkg/nvml"
 	"github.com/gpufleet/gpufleet/pkg/nvml/sim"
+	"github.com/gpufleet/gpufleet/pkg/nvml/sim/activity"
 )
 
 func newNode(t *testing.T, dir string, clock *clocktesting.FakeClock) (*sim.Node, nvml.Library) {
@@ -35,7 +36,7 @@ func newNode(t *testing.T, dir string, clock *clocktesting.FakeClock) (*sim.Node
 	return node, lib
 }
 
-func writeActivity(t *testing.T, dir string, a sim.Activity) {
+func writeActivity(t *testing.T, dir string, a activity.Activity) {
 	t.Helper()
 	data, err := json.Marshal(a)
 	if err != nil {
@@ -108,8 +109,8 @@ func TestUtilizationFollowsReportedWork(t *testing.T) {
 	t.Cleanup(func() { _ = child.Process.Kill(); _ = child.Wait() })
 	other := uint32(child.Process.Pid)
 
-	writeActivity(t, dir, sim.Activity{PID: self, GPUs: []sim.GPUUse{{Index: 2, BusySecondsTotal: 10, MemoryBytes: 2 << 30}}})
-	writeActivity(t, dir, sim.Activity{PID: other, GPUs: []sim.GPUUse{{Index: 2, BusySecondsTotal: 100, MemoryBytes: 1 << 30}, {Index: 5, BusySecondsTotal: 0}}})
+	writeActivity(t, dir, activity.Activity{PID: self, GPUs: []activity.GPUUse{{Index: 2, BusySecondsTotal: 10, MemoryBytes: 2 << 30}}})
+	writeActivity(t, dir, activity.Activity{PID: other, GPUs: []activity.GPUUse{{Index: 2, BusySecondsTotal: 100, MemoryBytes: 1 << 30}, {Index: 5, BusySecondsTotal: 0}}})
 	// The first observation of a process is its baseline.
 	clock.Step(time.Second)
 	for _, d := range devs {
@@ -118,8 +119,8 @@ func TestUtilizationFollowsReportedWork(t *testing.T) {
 		}
 	}
 	clock.Step(2 * time.Second)
-	writeActivity(t, dir, sim.Activity{PID: self, GPUs: []sim.GPUUse{{Index: 2, BusySecondsTotal: 11, MemoryBytes: 2 << 30}}})                                      // +1 s of 2
-	writeActivity(t, dir, sim.Activity{PID: other, GPUs: []sim.GPUUse{{Index: 2, BusySecondsTotal: 100.5, MemoryBytes: 1 << 30}, {Index: 5, BusySecondsTotal: 2}}}) // +0.25, +1.0
+	writeActivity(t, dir, activity.Activity{PID: self, GPUs: []activity.GPUUse{{Index: 2, BusySecondsTotal: 11, MemoryBytes: 2 << 30}}})                                      // +1 s of 2
+	writeActivity(t, dir, activity.Activity{PID: other, GPUs: []activity.GPUUse{{Index: 2, BusySecondsTotal: 100.5, MemoryBytes: 1 << 30}, {Index: 5, BusySecondsTotal: 2}}}) // +0.25, +1.0
 
 	s2, err := devs[2].Sample()
 	if err != nil {
@@ -205,7 +206,7 @@ func TestReporterRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	clock := clocktesting.NewFakeClock(time.Unix(1_700_000_000, 0))
 	node, lib := newNode(t, dir, clock)
-	r, err := sim.NewReporter(dir, []int{1}, &sim.PodIdentity{Namespace: "ml", Name: "resnet-0", Container: "server"})
+	r, err := activity.NewReporter(dir, []int{1}, &activity.PodIdentity{Namespace: "ml", Name: "resnet-0", Container: "server"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +250,7 @@ func TestBadActivityFileIsSkipped(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "broken.json"), []byte(`{"pid": `), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	writeActivity(t, dir, sim.Activity{PID: uint32(os.Getpid()), GPUs: []sim.GPUUse{{Index: 0, MemoryBytes: 1 << 20}}})
+	writeActivity(t, dir, activity.Activity{PID: uint32(os.Getpid()), GPUs: []activity.GPUUse{{Index: 0, MemoryBytes: 1 << 20}}})
 	clock.Step(time.Second)
 	s, err := lib.Devices()[0].Sample()
 	if err != nil || s.MemoryUsedBytes != 1<<20 {

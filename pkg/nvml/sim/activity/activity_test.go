@@ -1,4 +1,4 @@
-package sim
+package activity
 
 import (
 	"encoding/json"

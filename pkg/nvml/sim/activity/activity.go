@@ -1,4 +1,7 @@
-package sim
+// Package activity is how processes on a simulated GPU node say how busy
+// they keep its GPUs (see package sim). It has no cgo dependency, so any
+// workload can report.
+package activity
 
 import (
 	"encoding/json"

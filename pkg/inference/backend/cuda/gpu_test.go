@@ -1,0 +1,125 @@
+//go:build gpu
+
+package cuda
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/gpufleet/gpufleet/pkg/inference/backend"
+)
+
+// FP32 sgemm without TF32 (cuBLAS's default math mode for sgemm) sums in a
+// different order than the float64 reference; 1e-3 of max(1, |want|) leaves
+// room for that at 1024-wide layers and still catches a wrong mapping, a
+// dropped bias or TF32's 10-bit mantissa on large sums.
+const gpuTolerance = 1e-3
+
+// openGPU opens the real CUDA libraries; make test-gpu runs where they exist,
+// so failing to open them is an error, not a skip.
+func openGPU(tb testing.TB) *Backend {
+	tb.Helper()
+	b, err := Open()
+	if err != nil {
+		tb.Fatalf("make test-gpu needs an NVIDIA GPU, its driver, libcudart and libcublas: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			tb.Error(err)
+		}
+	})
+	devices, version, free, total, err := b.Info()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Logf("%d CUDA device(s), runtime %d.%d, %d of %d MiB free", devices, version/1000, version%1000/10, free>>20, total>>20)
+	return b
+}
+
+func TestGPUForwardMatchesReference(t *testing.T) {
+	b := openGPU(t)
+	cases := []struct {
+		name   string
+		widths []int
+		acts   []backend.Activation
+	}{
+		{"1x1", []int{1, 1}, []backend.Activation{backend.Identity}},
+		{"3x5x7", []int{3, 5, 7}, []backend.Activation{backend.ReLU, backend.Sigmoid}},
+		{"4-layer MLP, every activation", []int{256, 1024, 513, 64, 10}, allActivations},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			layers := randomStack(21, tc.widths, tc.acts)
+			m, err := b.Load(layers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			for _, batch := range []int{1, 64, 7} {
+				rows := randomRows(uint64(batch), batch*tc.widths[0])
+				got, err := m.Forward(rows, batch)
+				if err != nil {
+					t.Fatalf("batch %d: %v", batch, err)
+				}
+				checkClose(t, got, reference(layers, rows, batch), gpuTolerance)
+			}
+		})
+	}
+}
+
+func TestGPUConcurrentForward(t *testing.T) {
+	b := openGPU(t)
+	layers := randomStack(22, []int{128, 256, 32}, []backend.Activation{backend.Tanh, backend.Sigmoid})
+	m, err := b.Load(layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			batch := 1 + 9*g
+			rows := randomRows(uint64(200+g), batch*128)
+			want := reference(layers, rows, batch)
+			for range 10 {
+				got, err := m.Forward(rows, batch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				checkClose(t, got, want, gpuTolerance)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkGPUForward runs a 1024-wide 4-layer MLP: per layer one input copy
+// to the device, one sgemm and one copy back, so batch 1 measures the round
+// trips and batch 64 starts to measure the GPU.
+func BenchmarkGPUForward(b *testing.B) {
+	bk := openGPU(b)
+	const width = 1024
+	widths := []int{width, width, width, width, width}
+	acts := []backend.Activation{backend.ReLU, backend.ReLU, backend.ReLU, backend.Identity}
+	m, err := bk.Load(randomStack(23, widths, acts))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	flops := 2 * float64((width+1)*width*len(acts)) // per row
+	for _, batch := range []int{1, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			rows := randomRows(24, batch*width)
+			for b.Loop() {
+				if _, err := m.Forward(rows, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perSecond := float64(b.N*batch) / b.Elapsed().Seconds()
+			b.ReportMetric(perSecond, "rows/s")
+			b.ReportMetric(perSecond*flops/1e9, "GFLOP/s")
+		})
+	}
+}
