@@ -1,0 +1,154 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/klog/v2"
+
+	"github.com/gpufleet/gpufleet/pkg/inference/backend"
+	"github.com/gpufleet/gpufleet/pkg/inference/backend/cpu"
+	"github.com/gpufleet/gpufleet/pkg/inference/backend/cuda"
+	"github.com/gpufleet/gpufleet/pkg/inference/model"
+	"github.com/gpufleet/gpufleet/pkg/inference/server"
+	"github.com/gpufleet/gpufleet/pkg/nvml/sim/activity"
+)
+
+// NewCommand returns the inference-server command.
+func NewCommand() *cobra.Command {
+	o := NewOptions()
+	cmd := &cobra.Command{
+		Use:          "inference-server",
+		Short:        "Serve models over the Open Inference Protocol v2 with dynamic batching",
+		SilenceUsage: true,
+		Args:         cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			l, err := net.Listen("tcp", o.Listen)
+			if err != nil {
+				return err
+			}
+			return Run(ctx, o, l)
+		},
+	}
+	o.AddFlags(cmd.Flags())
+	logFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(logFlags)
+	cmd.Flags().AddGoFlagSet(logFlags)
+	return cmd
+}
+
+// Run serves on l until ctx ends, then shuts down gracefully.
+func Run(ctx context.Context, o *Options, l net.Listener) error {
+	logger := klog.FromContext(ctx)
+	models, err := model.Load(o.ModelRepository, model.Defaults{
+		MaxBatchSize: o.MaxBatchSize, MaxQueueDelay: o.MaxQueueDelay,
+		MaxQueueSize: max(o.MaxQueueSize, 16*o.MaxBatchSize), Version: o.DefaultVersion,
+	})
+	if err != nil {
+		return err
+	}
+	be, err := openBackend(ctx, o.Device)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = be.Close() }()
+
+	opts := server.Options{Models: models, Backend: be, MaxBodyBytes: o.MaxBodyBytes, BodyTimeout: o.BodyTimeout}
+	if o.GPUSimDir != "" {
+		rep, err := simReporter(o)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = rep.Close() }()
+		opts.OnBatch = func(_, _ string, _ int, took time.Duration) { rep.AddBusy(took.Seconds()) }
+		go flushEvery(ctx, rep, 200*time.Millisecond)
+	}
+	s, err := server.New(opts)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	logger.Info("Serving", "address", l.Addr().String(), "device", be.Name(), "models", s.Models())
+
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("Shutting down: readiness off, draining", "delay", o.ShutdownDelay, "timeout", o.ShutdownTimeout)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.ShutdownDelay+o.ShutdownTimeout)
+	defer cancel()
+	if err := s.Shutdown(shutdownCtx, srv, o.ShutdownDelay); err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	logger.Info("Stopped")
+	return nil
+}
+
+// openBackend picks the device; auto says what it chose and why.
+func openBackend(ctx context.Context, device string) (backend.Backend, error) {
+	logger := klog.FromContext(ctx)
+	switch device {
+	case DeviceCPU:
+		return cpu.New(), nil
+	case DeviceCUDA:
+		b, err := cuda.Open()
+		if err != nil {
+			return nil, fmt.Errorf("--device=cuda: %w", err)
+		}
+		return b, nil
+	}
+	b, err := cuda.Open()
+	if err == nil {
+		logger.Info("Device auto: using CUDA", "reason", "a CUDA device and libcudart/libcublas were found")
+		return b, nil
+	}
+	logger.Info("Device auto: using the CPU", "reason", err.Error())
+	return cpu.New(), nil
+}
+
+func simReporter(o *Options) (*activity.Reporter, error) {
+	gpus, err := o.gpuIndices()
+	if err != nil {
+		return nil, err
+	}
+	var pod *activity.PodIdentity
+	if o.PodName != "" && o.PodNS != "" {
+		pod = &activity.PodIdentity{Namespace: o.PodNS, Name: o.PodName, Container: "inference-server"}
+	}
+	return activity.NewReporter(o.GPUSimDir, gpus, pod)
+}
+
+func flushEvery(ctx context.Context, rep *activity.Reporter, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := rep.Flush(); err != nil {
+				klog.FromContext(ctx).V(2).Info("Reporting to the simulated GPU node", "err", err)
+			}
+		}
+	}
+}

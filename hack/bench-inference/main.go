@@ -1,0 +1,242 @@
+// Command bench-inference measures the inference server on the CPU backend
+// under saturating load on loopback: dynamic batching against batch size
+// 1, and the server's protocol overhead against a bare net/http handler,
+// all in one run. `make bench-inference` runs it; its last line is:
+//
+//	inference batched_rps=X unbatched_rps=Y batching_gain=X/Y batched_p99_ms=P overhead_ratio=R
+//
+// (for the large model; the shipped model's figures are printed above it).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	server := flag.String("server", "bin/inference-server", "inference-server binary")
+	duration := flag.Duration("duration", 10*time.Second, "measurement per configuration")
+	concurrency := flag.Int("concurrency", 64, "closed-loop clients")
+	hidden := flag.Int("hidden", 2048, "hidden width of the large model: 3 hidden layers of 2048 hold 34 MB of weights, beyond this machine's 2 MiB L2 and 32 MiB L3")
+	bare := flag.String("bare", "", "internal: serve a fixed body on this address")
+	flag.Parse()
+	if *bare != "" {
+		serveBare(*bare)
+		return
+	}
+	if err := run(*server, *duration, *concurrency, *hidden); err != nil {
+		fmt.Fprintln(os.Stderr, "bench-inference:", err)
+		os.Exit(1)
+	}
+}
+
+// fixedBody is what an inference response of one row looks like.
+const fixedBody = `{"model_name":"empty","model_version":"1","outputs":[{"name":"y","datatype":"FP32","shape":[1,1],"data":[0.5]}]}`
+
+func serveBare(addr string) {
+	body := []byte(fixedBody)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	})
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
+
+func run(serverBin string, d time.Duration, conc, hidden int) error {
+	dir, err := os.MkdirTemp("", "bench-inference-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+
+	// The large model, made by the same script as the shipped one.
+	fmt.Printf("training the large model (hidden width %d) ...\n", hidden)
+	train := exec.Command("go", "run", "./hack/train-model", "--out", filepath.Join(dir, "batched", "large"), "--version", "1",
+		"--hidden", strconv.Itoa(hidden), "--hidden-layers", "3", "--epochs", "1", "--samples", "256", "--readme=false")
+	train.Stdout, train.Stderr = os.Stdout, os.Stderr
+	if err := train.Run(); err != nil {
+		return fmt.Errorf("training the large model: %w", err)
+	}
+	if err := copyModel("models/property-value", filepath.Join(dir, "batched", "property-value")); err != nil {
+		return err
+	}
+	if err := writeEmptyModel(filepath.Join(dir, "batched", "empty")); err != nil {
+		return err
+	}
+	// The unbatched repository: the same models with maxBatchSize 1.
+	if err := copyTree(filepath.Join(dir, "batched"), filepath.Join(dir, "unbatched"), func(path string, data []byte) []byte {
+		if filepath.Base(path) != "config.yaml" {
+			return data
+		}
+		return []byte(setBatch(string(data), 1))
+	}); err != nil {
+		return err
+	}
+	// The batched repository: batches of up to 64 rows, waiting at most 2 ms.
+	for _, m := range []string{"large", "property-value", "empty"} {
+		p := filepath.Join(dir, "batched", m, "config.yaml")
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(p, []byte(setBatch(string(data), 64)), 0o644); err != nil {
+			return err
+		}
+	}
+
+	batched, err := startServer(serverBin, filepath.Join(dir, "batched"))
+	if err != nil {
+		return err
+	}
+	defer batched.stop()
+	unbatched, err := startServer(serverBin, filepath.Join(dir, "unbatched"))
+	if err != nil {
+		return err
+	}
+	defer unbatched.stop()
+	bareAddr, bareStop, err := startBare()
+	if err != nil {
+		return err
+	}
+	defer bareStop()
+
+	row8 := `[120,3,2,15,4.5,400,1,4]`
+	body := func(model string) string {
+		return `{"inputs":[{"name":"features","datatype":"FP32","shape":[1,8],"data":` + row8 + `}]}`
+	}
+	type result struct{ batched, unbatched load }
+	results := map[string]result{}
+	for _, m := range []string{"property-value", "large"} {
+		var r result
+		for _, run := range []struct {
+			name string
+			srv  *server
+			out  *load
+		}{{"batched", batched, &r.batched}, {"unbatched", unbatched, &r.unbatched}} {
+			url := run.srv.url + "/v2/models/" + m + "/versions/1/infer"
+			warm(url, body(m))
+			*run.out = closedLoop(url, body(m), conc, d)
+			fmt.Printf("%-15s %-9s closed loop c=%d: %s\n", m, run.name, conc, run.out)
+		}
+		// Open loop at half the batched closed-loop rate: latency at a load the server sustains.
+		rate := 0.5 * r.batched.rps
+		open := openLoop(batched.url+"/v2/models/"+m+"/versions/1/infer", body(m), rate, d)
+		fmt.Printf("%-15s batched   open loop %.0f req/s: %s\n", m, rate, open)
+		results[m] = r
+	}
+	warm(batched.url+"/v2/models/empty/versions/1/infer", body("empty"))
+	empty := closedLoop(batched.url+"/v2/models/empty/versions/1/infer", body("empty"), conc, d)
+	warm("http://"+bareAddr, body("empty"))
+	bareLoad := closedLoop("http://"+bareAddr, body("empty"), conc, d)
+	fmt.Printf("empty model (8 -> 1) through the server: %s\n", empty)
+	fmt.Printf("bare net/http handler, fixed body:       %s\n", bareLoad)
+
+	l := results["large"]
+	fmt.Printf("inference batched_rps=%.0f unbatched_rps=%.0f batching_gain=%.2f batched_p99_ms=%.2f overhead_ratio=%.2f\n",
+		l.batched.rps, l.unbatched.rps, l.batched.rps/l.unbatched.rps, l.batched.p99ms, empty.rps/bareLoad.rps)
+	if l.batched.errors+l.unbatched.errors+empty.errors > 0 {
+		return fmt.Errorf("requests failed: %d batched, %d unbatched, %d empty", l.batched.errors, l.unbatched.errors, empty.errors)
+	}
+	return nil
+}
+
+func setBatch(cfg string, n int) string {
+	var out []string
+	for _, line := range strings.Split(cfg, "\n") {
+		if strings.HasPrefix(line, "maxBatchSize:") || strings.HasPrefix(line, "canary:") || strings.HasPrefix(line, "maxQueueSize:") {
+			continue
+		}
+		out = append(out, line)
+	}
+	return strings.Replace(strings.Join(out, "\n"), "platform: gpufleet-mlp\n", fmt.Sprintf("platform: gpufleet-mlp\nmaxBatchSize: %d\nmaxQueueSize: 4096\n", n), 1)
+}
+
+type server struct {
+	url string
+	cmd *exec.Cmd
+}
+
+func (s *server) stop() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() }
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer func() { _ = l.Close() }()
+	return l.Addr().String(), nil
+}
+
+func startServer(bin, repo string) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--model-repository", repo, "--listen", addr, "--device", "cpu", "--shutdown-delay=0")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	s := &server{url: "http://" + addr, cmd: cmd}
+	if err := waitReady(s.url + "/v2/health/ready"); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+func startBare() (string, func(), error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command(self, "--bare", addr)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			_ = c.Close()
+			return addr, stop, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("bare server did not start")
+}
+
+func waitReady(url string) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get(url); err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not ready", url)
+}
