@@ -6,6 +6,7 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Activation is applied to a layer's output, element by element.
@@ -96,4 +97,24 @@ func CheckInput(rows []float32, batch, in int) error {
 		return fmt.Errorf("input has %d values, want %d rows x %d = %d", len(rows), batch, in, batch*in)
 	}
 	return nil
+}
+
+// ApplyTo applies the activation to v in place.
+func (a Activation) ApplyTo(v []float32) {
+	switch a {
+	case ReLU:
+		for i, x := range v {
+			if x < 0 {
+				v[i] = 0
+			}
+		}
+	case Sigmoid:
+		for i, x := range v {
+			v[i] = float32(1 / (1 + math.Exp(-float64(x))))
+		}
+	case Tanh:
+		for i, x := range v {
+			v[i] = float32(math.Tanh(float64(x)))
+		}
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
+	"github.com/gpufleet/gpufleet/pkg/inference/backend/backendtest"
 	"github.com/gpufleet/gpufleet/pkg/inference/backend/cpu"
 	"github.com/gpufleet/gpufleet/pkg/inference/model"
 )
@@ -56,32 +57,6 @@ func do(t *testing.T, h http.Handler, method, path, body string) (int, string, h
 	return rec.Code, rec.Body.String(), rec.Header()
 }
 
-// reference runs a version's layers in plain float64 loops.
-func reference(v *model.Version, row []float32) []float64 {
-	x := make([]float64, len(row))
-	for i, f := range row {
-		x[i] = float64(f)
-	}
-	for _, l := range v.Layers {
-		y := make([]float64, l.Out)
-		for j := range y {
-			y[j] = float64(l.B[j])
-			for i := range l.In {
-				y[j] += x[i] * float64(l.W[i*l.Out+j])
-			}
-			switch l.Activation {
-			case backend.ReLU:
-				y[j] = math.Max(0, y[j])
-			case backend.Sigmoid:
-				y[j] = 1 / (1 + math.Exp(-y[j]))
-			case backend.Tanh:
-				y[j] = math.Tanh(y[j])
-			}
-		}
-		x = y
-	}
-	return x
-}
 
 func TestMetadataEndpoints(t *testing.T) {
 	s := newServer(t, shipped(t), cpu.New())
@@ -152,7 +127,7 @@ func TestInferMatchesReference(t *testing.T) {
 		}
 		v, _ := models["property-value"].Lookup(version)
 		for i, row := range rows {
-			want := reference(v, row)[0]
+			want := backendtest.Reference(v.Layers, row, 1)[0]
 			if math.Abs(o.Data[i]-want) > 1e-3*math.Abs(want)+1e-3 {
 				t.Errorf("version %s row %d: %v, want %v", version, i, o.Data[i], want)
 			}
@@ -313,8 +288,22 @@ func FuzzDecodeInfer(f *testing.F) {
 // queues and watch batches form.
 type gate struct {
 	release chan struct{}
+	once    sync.Once
 	mu      sync.Mutex
 	batches []int
+}
+
+// open lets every blocked and future batch run.
+func (g *gate) open() { g.once.Do(func() { close(g.release) }) }
+
+// gatedServer serves models on a closed gate. The test's cleanup opens the
+// gate before the server closes, so a failing test cannot leave a batch
+// blocked forever.
+func gatedServer(t *testing.T, models map[string]*model.Model) (*Server, *gate) {
+	g := &gate{release: make(chan struct{})}
+	s := newServer(t, models, g)
+	t.Cleanup(g.open) // runs before the server's Close: cleanups run last-in first-out
+	return s, g
 }
 
 func (g *gate) Name() string { return "gate" }
@@ -341,8 +330,7 @@ func TestQueueFullIs429AndBatchesForm(t *testing.T) {
 	models := shipped(t)
 	m := models["property-value"]
 	m.MaxBatchSize, m.MaxQueueSize, m.Canary, m.CanaryVersion = 4, 8, nil, nil
-	g := &gate{release: make(chan struct{})}
-	s := newServer(t, models, g)
+	s, g := gatedServer(t, models)
 	body := `{"inputs":[{"name":"features","datatype":"FP32","shape":[1,8],"data":[1,2,3,4,5,6,7,8]}]}`
 	var wg sync.WaitGroup
 	codes := make(chan int, 64)
@@ -359,7 +347,7 @@ func TestQueueFullIs429AndBatchesForm(t *testing.T) {
 	if code != 429 || hdr.Get("Retry-After") != "1" || !strings.Contains(resp, "at capacity") {
 		t.Errorf("request beyond the queue: %d %s (Retry-After %q)", code, resp, hdr.Get("Retry-After"))
 	}
-	close(g.release)
+	g.open()
 	wg.Wait()
 	close(codes)
 	for c := range codes {
@@ -417,8 +405,9 @@ func TestSlowClientGets408(t *testing.T) {
 // during the delay, in-flight and queued ones finish, then it stops.
 func TestGracefulShutdown(t *testing.T) {
 	models := shipped(t)
-	g := &gate{release: make(chan struct{})}
-	s := newServer(t, models, g)
+	// One row per batch: the first request blocks in the gate, the others queue.
+	models["property-value"].MaxBatchSize = 1
+	s, g := gatedServer(t, models)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -438,7 +427,7 @@ func TestGracefulShutdown(t *testing.T) {
 	// During the delay new requests are still served.
 	go func() { results <- post(url+"/v2/models/property-value/versions/1/infer", body) }()
 	time.Sleep(50 * time.Millisecond)
-	close(g.release)
+	g.open()
 	for range 5 {
 		if err := <-results; err != nil {
 			t.Errorf("request during shutdown: %v", err)

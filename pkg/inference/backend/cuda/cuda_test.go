@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
+	"github.com/gpufleet/gpufleet/pkg/inference/backend/backendtest"
 )
 
 // The fake's sgemm accumulates in float32 like cuBLAS; the reference is float64.
@@ -30,7 +31,7 @@ func TestForwardMatchesReference(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
 			b := f.open(t)
-			layers := randomStack(1, tc.widths, tc.acts)
+			layers := backendtest.RandomStack(1, tc.widths, tc.acts)
 			m, err := b.Load(layers)
 			if err != nil {
 				t.Fatal(err)
@@ -38,13 +39,13 @@ func TestForwardMatchesReference(t *testing.T) {
 			// 64 grows the activation buffers; 7 then reuses them.
 			results := map[int][]float32{}
 			for _, batch := range []int{1, 64, 7} {
-				rows := randomRows(uint64(batch), batch*tc.widths[0])
+				rows := backendtest.RandomRows(uint64(batch), batch*tc.widths[0])
 				sgemms := f.sgemmCalls()
 				got, err := m.Forward(rows, batch)
 				if err != nil {
 					t.Fatalf("batch %d: %v", batch, err)
 				}
-				checkClose(t, got, reference(layers, rows, batch), fakeTolerance)
+				backendtest.CheckClose(t, got, backendtest.Reference(layers, rows, batch), fakeTolerance)
 				if n := f.sgemmCalls() - sgemms; int(n) != len(layers) {
 					t.Errorf("batch %d: %d sgemm calls, want one per layer (%d)", batch, n, len(layers))
 				}
@@ -52,8 +53,8 @@ func TestForwardMatchesReference(t *testing.T) {
 			}
 			// The results belong to the caller: later calls leave them alone.
 			for batch, got := range results {
-				rows := randomRows(uint64(batch), batch*tc.widths[0])
-				checkClose(t, got, reference(layers, rows, batch), fakeTolerance)
+				rows := backendtest.RandomRows(uint64(batch), batch*tc.widths[0])
+				backendtest.CheckClose(t, got, backendtest.Reference(layers, rows, batch), fakeTolerance)
 			}
 			if err := m.Close(); err != nil {
 				t.Fatal(err)
@@ -67,7 +68,7 @@ func TestWeightsUploadedOnce(t *testing.T) {
 	b := f.open(t)
 	// Sizes chosen so that weight and input copies differ in bytes:
 	// weights (5+1)x6 and (6+1)x3; inputs 4x(5+1) and 4x(6+1).
-	layers := randomStack(2, []int{5, 6, 3}, []backend.Activation{backend.ReLU, backend.Identity})
+	layers := backendtest.RandomStack(2, []int{5, 6, 3}, []backend.Activation{backend.ReLU, backend.Identity})
 	const batch = 4
 	weightBytes := []uintptr{6 * 6 * 4, 7 * 3 * 4}
 	inputBytes := uint64(batch*6*4 + batch*7*4)
@@ -84,7 +85,7 @@ func TestWeightsUploadedOnce(t *testing.T) {
 	}
 
 	const forwards = 50
-	rows := randomRows(3, batch*5)
+	rows := backendtest.RandomRows(3, batch*5)
 	for range forwards {
 		if _, err := m.Forward(rows, batch); err != nil {
 			t.Fatal(err)
@@ -112,8 +113,8 @@ func TestCloseFreesEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layers := randomStack(4, []int{3, 4, 2}, []backend.Activation{backend.Tanh, backend.Sigmoid})
-	rows := randomRows(5, 2*3)
+	layers := backendtest.RandomStack(4, []int{3, 4, 2}, []backend.Activation{backend.Tanh, backend.Sigmoid})
+	rows := backendtest.RandomRows(5, 2*3)
 	m1, err := b.Load(layers)
 	if err != nil {
 		t.Fatal(err)
@@ -186,8 +187,8 @@ func TestLoadFailureLeaksNothing(t *testing.T) {
 		{"second copy", "cudaMemcpy", 1, 1, []string{"layer 1 weights", "cudaMemcpy", "invalid argument"}},
 		{"device selection", "cudaSetDevice", 0, 101, []string{"cudaSetDevice", "invalid device ordinal"}},
 	}
-	layers := randomStack(6, []int{4, 8, 8, 2}, []backend.Activation{backend.ReLU, backend.ReLU, backend.Identity})
-	rows := randomRows(7, 3*4)
+	layers := backendtest.RandomStack(6, []int{4, 8, 8, 2}, []backend.Activation{backend.ReLU, backend.ReLU, backend.Identity})
+	rows := backendtest.RandomRows(7, 3*4)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
@@ -214,7 +215,7 @@ func TestLoadFailureLeaksNothing(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			checkClose(t, got, reference(layers, rows, 3), fakeTolerance)
+			backendtest.CheckClose(t, got, backendtest.Reference(layers, rows, 3), fakeTolerance)
 		})
 	}
 }
@@ -235,9 +236,9 @@ func TestForwardFailureRecovers(t *testing.T) {
 		{"buffer allocation", "cudaMalloc", 1, 2, []string{"output buffer", "cudaMalloc", "out of memory"}},
 		{"device selection", "cudaSetDevice", 0, 101, []string{"cudaSetDevice", "invalid device ordinal"}},
 	}
-	layers := randomStack(8, []int{6, 5, 4, 3}, []backend.Activation{backend.Sigmoid, backend.Tanh, backend.ReLU})
-	rows := randomRows(9, 5*6)
-	want := reference(layers, rows, 5)
+	layers := backendtest.RandomStack(8, []int{6, 5, 4, 3}, []backend.Activation{backend.Sigmoid, backend.Tanh, backend.ReLU})
+	rows := backendtest.RandomRows(9, 5*6)
+	want := backendtest.Reference(layers, rows, 5)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t)
@@ -262,7 +263,7 @@ func TestForwardFailureRecovers(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Forward after a failed one: %v", err)
 				}
-				checkClose(t, got, want, fakeTolerance)
+				backendtest.CheckClose(t, got, want, fakeTolerance)
 			}
 		})
 	}
@@ -317,18 +318,18 @@ func TestOpenSecondDevice(t *testing.T) {
 	f := newFake(t)
 	f.setDeviceCount(2)
 	b := f.open(t, WithDevice(1))
-	layers := randomStack(10, []int{2, 3}, []backend.Activation{backend.Identity})
+	layers := backendtest.RandomStack(10, []int{2, 3}, []backend.Activation{backend.Identity})
 	m, err := b.Load(layers)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	rows := randomRows(11, 2)
+	rows := backendtest.RandomRows(11, 2)
 	got, err := m.Forward(rows, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkClose(t, got, reference(layers, rows, 1), fakeTolerance)
+	backendtest.CheckClose(t, got, backendtest.Reference(layers, rows, 1), fakeTolerance)
 }
 
 func TestOpenMissingLibrary(t *testing.T) {
@@ -374,7 +375,7 @@ func TestInfo(t *testing.T) {
 	if b.Name() != "cuda" {
 		t.Errorf("Name() = %q", b.Name())
 	}
-	m, err := b.Load(randomStack(12, []int{64, 64}, []backend.Activation{backend.ReLU}))
+	m, err := b.Load(backendtest.RandomStack(12, []int{64, 64}, []backend.Activation{backend.ReLU}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -395,7 +396,7 @@ func TestInfo(t *testing.T) {
 func TestInvalidInput(t *testing.T) {
 	f := newFake(t)
 	b := f.open(t)
-	bad := randomStack(13, []int{3, 4, 2}, []backend.Activation{backend.ReLU, backend.Identity})
+	bad := backendtest.RandomStack(13, []int{3, 4, 2}, []backend.Activation{backend.ReLU, backend.Identity})
 	bad[1].In = 5
 	if _, err := b.Load(bad); err == nil || !strings.Contains(err.Error(), "layer 1 takes 5 inputs but layer 0 gives 4") {
 		t.Errorf("Load of a mismatched stack = %v", err)
@@ -403,7 +404,7 @@ func TestInvalidInput(t *testing.T) {
 	if n := f.liveAllocations(); n != 0 {
 		t.Errorf("rejected Load allocated %d buffers", n)
 	}
-	m, err := b.Load(randomStack(13, []int{3, 4, 2}, []backend.Activation{backend.ReLU, backend.Identity}))
+	m, err := b.Load(backendtest.RandomStack(13, []int{3, 4, 2}, []backend.Activation{backend.ReLU, backend.Identity}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +422,7 @@ func TestInvalidInput(t *testing.T) {
 func TestConcurrentForward(t *testing.T) {
 	f := newFake(t)
 	b := f.open(t)
-	layers := randomStack(14, []int{12, 20, 8}, []backend.Activation{backend.Tanh, backend.Sigmoid})
+	layers := backendtest.RandomStack(14, []int{12, 20, 8}, []backend.Activation{backend.Tanh, backend.Sigmoid})
 	m, err := b.Load(layers)
 	if err != nil {
 		t.Fatal(err)
@@ -431,15 +432,15 @@ func TestConcurrentForward(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			batch := 1 + 9*g
-			rows := randomRows(uint64(100+g), batch*12)
-			want := reference(layers, rows, batch)
+			rows := backendtest.RandomRows(uint64(100+g), batch*12)
+			want := backendtest.Reference(layers, rows, batch)
 			for range 20 {
 				got, err := m.Forward(rows, batch)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				checkClose(t, got, want, fakeTolerance)
+				backendtest.CheckClose(t, got, want, fakeTolerance)
 			}
 		})
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
+	"github.com/gpufleet/gpufleet/pkg/inference/backend/backendtest"
 )
 
 // FP32 sgemm without TF32 (cuBLAS's default math mode for sgemm) sums in a
@@ -50,19 +51,19 @@ func TestGPUForwardMatchesReference(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			layers := randomStack(21, tc.widths, tc.acts)
+			layers := backendtest.RandomStack(21, tc.widths, tc.acts)
 			m, err := b.Load(layers)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer m.Close()
 			for _, batch := range []int{1, 64, 7} {
-				rows := randomRows(uint64(batch), batch*tc.widths[0])
+				rows := backendtest.RandomRows(uint64(batch), batch*tc.widths[0])
 				got, err := m.Forward(rows, batch)
 				if err != nil {
 					t.Fatalf("batch %d: %v", batch, err)
 				}
-				checkClose(t, got, reference(layers, rows, batch), gpuTolerance)
+				backendtest.CheckClose(t, got, backendtest.Reference(layers, rows, batch), gpuTolerance)
 			}
 		})
 	}
@@ -70,7 +71,7 @@ func TestGPUForwardMatchesReference(t *testing.T) {
 
 func TestGPUConcurrentForward(t *testing.T) {
 	b := openGPU(t)
-	layers := randomStack(22, []int{128, 256, 32}, []backend.Activation{backend.Tanh, backend.Sigmoid})
+	layers := backendtest.RandomStack(22, []int{128, 256, 32}, []backend.Activation{backend.Tanh, backend.Sigmoid})
 	m, err := b.Load(layers)
 	if err != nil {
 		t.Fatal(err)
@@ -80,15 +81,15 @@ func TestGPUConcurrentForward(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			batch := 1 + 9*g
-			rows := randomRows(uint64(200+g), batch*128)
-			want := reference(layers, rows, batch)
+			rows := backendtest.RandomRows(uint64(200+g), batch*128)
+			want := backendtest.Reference(layers, rows, batch)
 			for range 10 {
 				got, err := m.Forward(rows, batch)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				checkClose(t, got, want, gpuTolerance)
+				backendtest.CheckClose(t, got, want, gpuTolerance)
 			}
 		})
 	}
@@ -103,7 +104,7 @@ func BenchmarkGPUForward(b *testing.B) {
 	const width = 1024
 	widths := []int{width, width, width, width, width}
 	acts := []backend.Activation{backend.ReLU, backend.ReLU, backend.ReLU, backend.Identity}
-	m, err := bk.Load(randomStack(23, widths, acts))
+	m, err := bk.Load(backendtest.RandomStack(23, widths, acts))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -111,7 +112,7 @@ func BenchmarkGPUForward(b *testing.B) {
 	flops := 2 * float64((width+1)*width*len(acts)) // per row
 	for _, batch := range []int{1, 64} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			rows := randomRows(24, batch*width)
+			rows := backendtest.RandomRows(24, batch*width)
 			for b.Loop() {
 				if _, err := m.Forward(rows, batch); err != nil {
 					b.Fatal(err)

@@ -148,7 +148,7 @@ func (m *model) layer(l deviceLayer, x []float32, batch int, last bool) ([]float
 	if err := m.b.download(y, m.out); err != nil {
 		return nil, err
 	}
-	activate(y, l.activation)
+	l.activation.ApplyTo(y)
 	return y, nil
 }
 
@@ -232,24 +232,4 @@ func (m *model) freeDevice() error {
 	m.inCap, m.outCap = 0, 0
 	m.hostIn, m.hostOut = nil, nil
 	return errors.Join(errs...)
-}
-
-// activate applies a in place, as the cpu backend does.
-func activate(v []float32, a backend.Activation) {
-	switch a {
-	case backend.ReLU:
-		for i, x := range v {
-			if x < 0 {
-				v[i] = 0
-			}
-		}
-	case backend.Sigmoid:
-		for i, x := range v {
-			v[i] = float32(1 / (1 + math.Exp(-float64(x))))
-		}
-	case backend.Tanh:
-		for i, x := range v {
-			v[i] = float32(math.Tanh(float64(x)))
-		}
-	}
 }

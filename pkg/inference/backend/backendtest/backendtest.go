@@ -1,4 +1,6 @@
-package cuda
+// Package backendtest holds what tests of every backend share: random
+// models and inputs, and a float64 reference forward pass to check against.
+package backendtest
 
 import (
 	"math"
@@ -8,10 +10,10 @@ import (
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
 )
 
-// randomStack returns layers of the given widths (len(acts)+1 of them) with
-// weights scaled by 1/sqrt(In), so activations stay near unit size at any
-// depth.
-func randomStack(seed uint64, widths []int, acts []backend.Activation) []backend.Layer {
+// RandomStack returns one layer per activation, layer i taking widths[i]
+// inputs and giving widths[i+1] outputs. Weights are scaled by 1/sqrt(In)
+// so activations stay near unit size at any depth.
+func RandomStack(seed uint64, widths []int, acts []backend.Activation) []backend.Layer {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	layers := make([]backend.Layer, len(acts))
 	for i, act := range acts {
@@ -29,7 +31,8 @@ func randomStack(seed uint64, widths []int, acts []backend.Activation) []backend
 	return layers
 }
 
-func randomRows(seed uint64, n int) []float32 {
+// RandomRows returns n values in [-1, 1).
+func RandomRows(seed uint64, n int) []float32 {
 	rng := rand.New(rand.NewPCG(seed, 2))
 	rows := make([]float32, n)
 	for i := range rows {
@@ -38,8 +41,8 @@ func randomRows(seed uint64, n int) []float32 {
 	return rows
 }
 
-// reference is the CPU forward pass in float64.
-func reference(layers []backend.Layer, rows []float32, batch int) []float64 {
+// Reference is the forward pass in plain float64 loops.
+func Reference(layers []backend.Layer, rows []float32, batch int) []float64 {
 	x := make([]float64, len(rows))
 	for i, v := range rows {
 		x[i] = float64(v)
@@ -68,9 +71,9 @@ func reference(layers []backend.Layer, rows []float32, batch int) []float64 {
 	return x
 }
 
-// checkClose fails t unless every got[i] is within tol*max(1, |want[i]|)
+// CheckClose fails t unless every got[i] is within tol*max(1, |want[i]|)
 // of want[i]: relative for large values, absolute near zero.
-func checkClose(t testing.TB, got []float32, want []float64, tol float64) {
+func CheckClose(t testing.TB, got []float32, want []float64, tol float64) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("got %d values, want %d", len(got), len(want))
