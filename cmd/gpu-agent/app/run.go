@@ -66,6 +66,9 @@ func Run(ctx context.Context, o *Options) error {
 	if err != nil {
 		return err
 	}
+	if client != nil && o.LabelNode && o.NodeName == "" {
+		return errors.New("--label-node needs --node-name (or $NODE_NAME); or run with --label-node=false")
+	}
 	var samplerOpts []agent.SamplerOption
 	var owners agent.ChainOwners
 	if simNode != nil {
@@ -93,9 +96,6 @@ func Run(ctx context.Context, o *Options) error {
 	go s.Run(ctx)
 
 	if client != nil && o.LabelNode {
-		if o.NodeName == "" {
-			return errors.New("--label-node needs --node-name (or $NODE_NAME)")
-		}
 		var infos []nvml.DeviceInfo
 		for _, d := range lib.Devices() {
 			infos = append(infos, d.Info())
