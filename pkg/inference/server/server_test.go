@@ -57,7 +57,6 @@ func do(t *testing.T, h http.Handler, method, path, body string) (int, string, h
 	return rec.Code, rec.Body.String(), rec.Header()
 }
 
-
 func TestMetadataEndpoints(t *testing.T) {
 	s := newServer(t, shipped(t), cpu.New())
 	h := s.Handler()

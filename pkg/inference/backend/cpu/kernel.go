@@ -1,120 +1,48 @@
 package cpu
 
-// Register blocking. The micro-kernels keep an mr x nr block of the output
-// in local variables for a whole run over the shared dimension. Go's amd64
-// compiler does not vectorise and has 15 usable float registers; 2 x 4
-// accumulators plus the 2 input values and 4 weights of one step fit, while
-// 3 x 4, 4 x 4 and 2 x 6 spill to the stack and run at about half the speed
-// (measured on the machine this was tuned on).
-const (
-	mr = 2 // rows of the output per micro-kernel call
-	nr = 4 // columns of the output per micro-kernel call, the panel width
-)
-
-// kernel2x4 adds x0 · w and x1 · w to c, where x0 and x1 are two input rows
-// restricted to the same k range and w is the matching part of one weight
-// panel (len(w) == nr*len(x0)). c holds row 0's four columns, then row 1's.
-// The main loop is unrolled four steps of k: the compiler schedules the
-// additions that feed the loop's next iteration last in the loop body, so
-// the products of that final step all wait in registers for them; with one
-// step per iteration this spills, with four it does not. The loop has no
-// bounds checks: the lengths tested in its condition prove every index.
-func kernel2x4(x0, x1, w []float32, c *[mr * nr]float32) {
-	c00, c01, c02, c03 := c[0], c[1], c[2], c[3]
-	c10, c11, c12, c13 := c[4], c[5], c[6], c[7]
-	for len(x0) >= 4 && len(x1) >= 4 && len(w) >= 4*nr {
-		a, b, p := (*[4]float32)(x0), (*[4]float32)(x1), (*[4 * nr]float32)(w)
-
-		a0, b0 := a[0], b[0]
-		c00 += a0 * p[0]
-		c01 += a0 * p[1]
-		c02 += a0 * p[2]
-		c03 += a0 * p[3]
-		c10 += b0 * p[0]
-		c11 += b0 * p[1]
-		c12 += b0 * p[2]
-		c13 += b0 * p[3]
-
-		a1, b1 := a[1], b[1]
-		c00 += a1 * p[4]
-		c01 += a1 * p[5]
-		c02 += a1 * p[6]
-		c03 += a1 * p[7]
-		c10 += b1 * p[4]
-		c11 += b1 * p[5]
-		c12 += b1 * p[6]
-		c13 += b1 * p[7]
-
-		a2, b2 := a[2], b[2]
-		c00 += a2 * p[8]
-		c01 += a2 * p[9]
-		c02 += a2 * p[10]
-		c03 += a2 * p[11]
-		c10 += b2 * p[8]
-		c11 += b2 * p[9]
-		c12 += b2 * p[10]
-		c13 += b2 * p[11]
-
-		a3, b3 := a[3], b[3]
-		c00 += a3 * p[12]
-		c01 += a3 * p[13]
-		c02 += a3 * p[14]
-		c03 += a3 * p[15]
-		c10 += b3 * p[12]
-		c11 += b3 * p[13]
-		c12 += b3 * p[14]
-		c13 += b3 * p[15]
-
-		x0, x1, w = x0[4:], x1[4:], w[4*nr:]
-	}
-	for len(x0) >= 1 && len(x1) >= 1 && len(w) >= nr {
-		a0, b0 := x0[0], x1[0]
-		c00 += a0 * w[0]
-		c01 += a0 * w[1]
-		c02 += a0 * w[2]
-		c03 += a0 * w[3]
-		c10 += b0 * w[0]
-		c11 += b0 * w[1]
-		c12 += b0 * w[2]
-		c13 += b0 * w[3]
-		x0, x1, w = x0[1:], x1[1:], w[nr:]
-	}
-	c[0], c[1], c[2], c[3] = c00, c01, c02, c03
-	c[4], c[5], c[6], c[7] = c10, c11, c12, c13
+// kernel is a micro-kernel together with the weight layout it reads and the
+// blocking that suits it. Load packs a model's weights for the kernel that
+// is active then (activeKernel) and the packed layers keep it, so a model
+// always runs the kernel its weights were packed for.
+type kernel struct {
+	name string
+	// mr is the rows of the output one micro-kernel call computes; rows
+	// that do not fill a call (a batch of 7 with mr = 6) are computed one
+	// at a time.
+	mr int
+	// nr is the columns one call computes: the width of a weight panel.
+	nr int
+	// kcMax is the longest block of the shared dimension one call runs
+	// over (see plan.go).
+	kcMax int
+	// minParallel is the smallest layer, in floating-point operations,
+	// that is split across goroutines (see plan.go).
+	minParallel int
+	// tile computes tile t of a layer's run.
+	tile func(r *layerRun, t int)
 }
 
-// kernel1x4 is kernel2x4 for a single row: the odd row of an odd batch,
-// and the whole of a batch of one.
-func kernel1x4(x, w []float32, c *[nr]float32) {
-	c0, c1, c2, c3 := c[0], c[1], c[2], c[3]
-	for len(x) >= 4 && len(w) >= 4*nr {
-		a, p := (*[4]float32)(x), (*[4 * nr]float32)(w)
-		a0, a1, a2, a3 := a[0], a[1], a[2], a[3]
-		c0 += a0 * p[0]
-		c1 += a0 * p[1]
-		c2 += a0 * p[2]
-		c3 += a0 * p[3]
-		c0 += a1 * p[4]
-		c1 += a1 * p[5]
-		c2 += a1 * p[6]
-		c3 += a1 * p[7]
-		c0 += a2 * p[8]
-		c1 += a2 * p[9]
-		c2 += a2 * p[10]
-		c3 += a2 * p[11]
-		c0 += a3 * p[12]
-		c1 += a3 * p[13]
-		c2 += a3 * p[14]
-		c3 += a3 * p[15]
-		x, w = x[4:], w[4*nr:]
+// calls is how many micro-kernel calls cover rows rows of one panel.
+func (k *kernel) calls(rows int) int { return rows/k.mr + rows%k.mr }
+
+// scalarKernel runs on every CPU: a 2 x 4 register-blocked loop in Go.
+var scalarKernel = kernel{
+	name:        "scalar",
+	mr:          scalarMR,
+	nr:          scalarNR,
+	kcMax:       kcScalar,
+	minParallel: minParallelScalar,
+	tile:        (*layerRun).tileScalar,
+}
+
+// useSIMD lets Load pick simdKernel when this CPU has one (see
+// kernel_amd64.go). Tests clear it to force the scalar kernel.
+var useSIMD = true
+
+// activeKernel is the kernel Load packs new models for.
+func activeKernel() *kernel {
+	if useSIMD && simdKernel != nil {
+		return simdKernel
 	}
-	for len(x) >= 1 && len(w) >= nr {
-		a0 := x[0]
-		c0 += a0 * w[0]
-		c1 += a0 * w[1]
-		c2 += a0 * w[2]
-		c3 += a0 * w[3]
-		x, w = x[1:], w[nr:]
-	}
-	c[0], c[1], c[2], c[3] = c0, c1, c2, c3
+	return &scalarKernel
 }

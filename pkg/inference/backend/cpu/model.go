@@ -38,8 +38,9 @@ func newModel(b *Backend, layers []backend.Layer) *model {
 		out:    layers[len(layers)-1].Out,
 		layers: make([]packedLayer, len(layers)),
 	}
+	k := activeKernel()
 	for i, l := range layers {
-		m.layers[i] = packLayer(l)
+		m.layers[i] = packLayer(k, l)
 		if i < len(layers)-1 {
 			m.hidden = max(m.hidden, l.Out)
 		}
@@ -77,7 +78,7 @@ func (m *model) Forward(rows []float32, batch int) ([]float32, error) {
 			in:    in,
 			out:   out,
 			batch: batch,
-			plan:  newPlan(batch, l.in, l.out, m.b.workers),
+			plan:  newPlan(l.kernel, batch, l.in, l.out, m.b.workers),
 		}
 		s.run.run()
 		in = out

@@ -2,12 +2,13 @@ package cpu
 
 import "github.com/gpufleet/gpufleet/pkg/inference/backend"
 
-// packedLayer is a dense layer in the kernel's layout. The weights are cut
-// into panels of nr output columns; panel p holds, for k = 0..in-1, the nr
-// values W[k][p*nr : p*nr+nr] one after another, so the micro-kernel reads
-// a panel as a single contiguous stream. The last panel and the bias are
-// zero-padded to a multiple of nr columns.
+// packedLayer is a dense layer in a kernel's layout. The weights are cut
+// into panels of nr = kernel.nr output columns; panel p holds, for
+// k = 0..in-1, the nr values W[k][p*nr : p*nr+nr] one after another, so
+// the micro-kernel reads a panel as a single contiguous stream. The last
+// panel and the bias are zero-padded to a multiple of nr columns.
 type packedLayer struct {
+	kernel  *kernel
 	in, out int
 	panels  int
 	w       []float32 // panels * in * nr
@@ -15,9 +16,11 @@ type packedLayer struct {
 	act     backend.Activation
 }
 
-func packLayer(l backend.Layer) packedLayer {
-	panels := (l.Out + nr - 1) / nr
+func packLayer(k *kernel, l backend.Layer) packedLayer {
+	nr := k.nr
+	panels := ceilDiv(l.Out, nr)
 	p := packedLayer{
+		kernel: k,
 		in:     l.In,
 		out:    l.Out,
 		panels: panels,
@@ -38,6 +41,7 @@ func packLayer(l backend.Layer) packedLayer {
 
 // panel returns rows [k0, k1) of panel p.
 func (l *packedLayer) panel(p, k0, k1 int) []float32 {
+	nr := l.kernel.nr
 	base := p * l.in * nr
 	return l.w[base+k0*nr : base+k1*nr]
 }
