@@ -29,12 +29,10 @@ func TestHangingTargetDoesNotDelayOthers(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	defer hang.Close()
-	var good []*expoServer
 	targets := []Target{{Key: "ns/hang", URL: hang.URL}}
 	for i := range 2 {
 		srv := newExpoServer(t, textType)
 		srv.Set(http.StatusOK, "up 1\n")
-		good = append(good, srv)
 		targets = append(targets, Target{Key: "ns/good" + strconv.Itoa(i), URL: srv.URL})
 	}
 	const interval = 250 * time.Millisecond
