@@ -62,6 +62,10 @@ test: tools ## Every unit and integration test (what CI runs).
 test-unit: ## Unit tests only: no control plane is started.
 	$(GO) test -short $(GOTEST_FLAGS) ./...
 
+.PHONY: test-race
+test-race: tools ## Every test under the race detector (slower; not part of make test).
+	$(GO) test -race -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
+
 .PHONY: test-integration
 test-integration: tools ## Integration tests only (TestIntegration*), against real control planes.
 	$(GO) test -timeout $(TEST_TIMEOUT) -run Integration $(GOTEST_FLAGS) ./...
