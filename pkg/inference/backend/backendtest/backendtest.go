@@ -5,6 +5,7 @@ package backendtest
 import (
 	"math"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
@@ -90,4 +91,29 @@ func CheckClose(t testing.TB, got []float32, want []float64, tol float64) {
 	if bad > 5 {
 		t.Errorf("... %d values out of tolerance in all", bad)
 	}
+}
+
+// CheckConcurrentForward runs m from eight goroutines at once, each with its
+// own batch size (1, 10, ..., 64) and rows, reps times, and checks every
+// result against Reference. Run it with -race.
+func CheckConcurrentForward(t *testing.T, m backend.Model, layers []backend.Layer, seed uint64, reps int, tol float64) {
+	t.Helper()
+	in := layers[0].In
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			batch := 1 + 9*g
+			rows := RandomRows(seed+uint64(g), batch*in)
+			want := Reference(layers, rows, batch)
+			for range reps {
+				got, err := m.Forward(rows, batch)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				CheckClose(t, got, want, tol)
+			}
+		})
+	}
+	wg.Wait()
 }

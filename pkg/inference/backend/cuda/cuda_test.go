@@ -4,7 +4,6 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
@@ -428,23 +427,7 @@ func TestConcurrentForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			batch := 1 + 9*g
-			rows := backendtest.RandomRows(uint64(100+g), batch*12)
-			want := backendtest.Reference(layers, rows, batch)
-			for range 20 {
-				got, err := m.Forward(rows, batch)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				backendtest.CheckClose(t, got, want, fakeTolerance)
-			}
-		})
-	}
-	wg.Wait()
+	backendtest.CheckConcurrentForward(t, m, layers, 100, 20, fakeTolerance)
 }
 
 // The fake sgemm is the oracle of every test above; check it on transposed

@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
@@ -77,23 +76,7 @@ func TestGPUConcurrentForward(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			batch := 1 + 9*g
-			rows := backendtest.RandomRows(uint64(200+g), batch*128)
-			want := backendtest.Reference(layers, rows, batch)
-			for range 10 {
-				got, err := m.Forward(rows, batch)
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				backendtest.CheckClose(t, got, want, gpuTolerance)
-			}
-		})
-	}
-	wg.Wait()
+	backendtest.CheckConcurrentForward(t, m, layers, 200, 10, gpuTolerance)
 }
 
 // BenchmarkGPUForward runs a 1024-wide 4-layer MLP: per layer one input copy
