@@ -90,6 +90,7 @@ test-gpu: ## Tests that need a GPU and the CUDA libraries (make test-gpu on a GP
 verify: $(BIN)/staticcheck ## gofmt, go vet, go mod tidy leaves no diff, staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags gpu ./pkg/inference/backend/cuda/
 	$(GO) mod tidy -diff
 	cd hack/tools && $(GO) mod tidy -diff
 	$(BIN)/staticcheck ./...
