@@ -73,6 +73,8 @@ func Run(ctx context.Context, o *Options, l net.Listener) error {
 			return err
 		}
 		defer func() { _ = rep.Close() }()
+		// Weights stay resident on the device: that is the memory a GPU would hold.
+		rep.SetMemory(weightBytes(models))
 		opts.OnBatch = func(_, _ string, _ int, took time.Duration) { rep.AddBusy(took.Seconds()) }
 		go flushEvery(ctx, rep, 200*time.Millisecond)
 	}
@@ -136,6 +138,19 @@ func simReporter(o *Options) (*activity.Reporter, error) {
 		pod = &activity.PodIdentity{Namespace: o.PodNS, Name: o.PodName, Container: "inference-server"}
 	}
 	return activity.NewReporter(o.GPUSimDir, gpus, pod)
+}
+
+// weightBytes is the float32 size of every loaded model version's weights.
+func weightBytes(models map[string]*model.Model) uint64 {
+	var n uint64
+	for _, m := range models {
+		for _, v := range m.Versions {
+			for _, l := range v.Layers {
+				n += 4 * uint64(len(l.W)+len(l.B))
+			}
+		}
+	}
+	return n
 }
 
 func flushEvery(ctx context.Context, rep *activity.Reporter, every time.Duration) {
