@@ -9,7 +9,7 @@ import (
 
 // The committed reference model is what the script makes: training is
 // deterministic, and nobody edited the weights by hand.
-func TestCommittedModelIsReproducible(t *testing.T) {
+func TestIntegrationCommittedModelIsReproducible(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a model for a few seconds")
 	}

@@ -17,7 +17,7 @@ import (
 // A rolling replacement of one server by another under load loses no
 // request: the old server turns unready, keeps serving while the load
 // balancer notices, then drains and exits.
-func TestRollingReplacementLosesNoRequest(t *testing.T) {
+func TestIntegrationRollingReplacementLosesNoRequest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs two servers under load for about two seconds")
 	}
