@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpufleet/gpufleet/internal/testutil"
 	"github.com/gpufleet/gpufleet/pkg/nvml/sim/activity"
 )
 
@@ -44,11 +44,10 @@ func run(agentBin string, duration time.Duration, rate int) error {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	port, err := freePort()
+	addr, err := testutil.FreeAddr()
 	if err != nil {
 		return err
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
 	cmd := exec.Command(agentBin, "--nvml=mock", "--listen", addr, "--node-name", "bench", "--sim-dir", dir,
 		"--pod-resources-socket=", "--interval=1s")
 	cmd.Stderr = io.Discard
@@ -129,15 +128,6 @@ func run(agentBin string, duration time.Duration, rate int) error {
 	fmt.Printf("measured %s, %d scrapes, agent pid %d\n", wall.Round(time.Millisecond), len(lat), pid)
 	fmt.Printf("agent rss_mib=%.1f cpu_pct=%.2f scrape_p50_ms=%.2f scrape_p99_ms=%.2f gpus=%d\n", maxRSS, cpuPct, p(0.50), p(0.99), gpus)
 	return nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func waitReady(c *http.Client, url string, timeout time.Duration) error {

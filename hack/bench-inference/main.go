@@ -20,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gpufleet/gpufleet/internal/testutil"
 )
 
 func main() {
@@ -173,17 +175,8 @@ type server struct {
 
 func (s *server) stop() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String(), nil
-}
-
 func startServer(bin, repo string) (*server, error) {
-	addr, err := freeAddr()
+	addr, err := testutil.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +194,7 @@ func startServer(bin, repo string) (*server, error) {
 }
 
 func startBare() (string, func(), error) {
-	addr, err := freeAddr()
+	addr, err := testutil.FreeAddr()
 	if err != nil {
 		return "", nil, err
 	}

@@ -18,6 +18,7 @@ import (
 
 	agentapp "github.com/gpufleet/gpufleet/cmd/gpu-agent/app"
 	serverapp "github.com/gpufleet/gpufleet/cmd/inference-server/app"
+	"github.com/gpufleet/gpufleet/internal/testutil"
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
 	"github.com/gpufleet/gpufleet/pkg/inference/backend/backendtest"
 	"github.com/gpufleet/gpufleet/pkg/inference/model"
@@ -34,7 +35,10 @@ func TestIntegrationInferenceLoadShowsOnSimulatedGPU(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 
-	agentAddr := freeAddr(t)
+	agentAddr, err := testutil.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
 	ao := agentapp.NewOptions()
 	ao.NVML, ao.Listen, ao.NodeName, ao.SimDir = agentapp.NVMLMock, agentAddr, "gpu-node-0", simDir
 	ao.PodResources, ao.Interval, ao.LabelNode = "", 200*time.Millisecond, false
@@ -91,25 +95,25 @@ func TestIntegrationInferenceLoadShowsOnSimulatedGPU(t *testing.T) {
 	start := time.Now()
 	var metrics string
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		m, err := get(ctx, "http://"+agentAddr+"/metrics")
+		m, err := testutil.Get(ctx, "http://"+agentAddr+"/metrics")
 		if err != nil {
 			return false, nil
 		}
 		metrics = m
-		return value(m, `gpufleet_pod_gpu_utilization_ratio{container="inference-server",gpu="1",namespace="ml",pod="wide-7d9f"`) > 0 &&
-			value(m, `gpufleet_gpu_utilization_ratio{gpu="1",`) > 0, nil
+		return seriesValue(m, `gpufleet_pod_gpu_utilization_ratio{container="inference-server",gpu="1",namespace="ml",pod="wide-7d9f"`) > 0 &&
+			seriesValue(m, `gpufleet_gpu_utilization_ratio{gpu="1",`) > 0, nil
 	})
 	if err != nil {
-		t.Fatalf("no GPU use seen for the server's pod on GPU 1: %v\n%s", err, grepLines(metrics, "utilization_ratio"))
+		t.Fatalf("no GPU use seen for the server's pod on GPU 1: %v\n%s", err, testutil.Lines(metrics, "utilization_ratio"))
 	}
 	t.Logf("GPU use seen after %s", time.Since(start))
 	// The server's weights are the memory its pod holds on GPU 1.
-	if v := value(metrics, `gpufleet_pod_gpu_memory_used_bytes{container="inference-server",gpu="1",namespace="ml",pod="wide-7d9f"`); v != float64(wideWeightBytes) {
+	if v := seriesValue(metrics, `gpufleet_pod_gpu_memory_used_bytes{container="inference-server",gpu="1",namespace="ml",pod="wide-7d9f"`); v != float64(wideWeightBytes) {
 		t.Errorf("pod memory on GPU 1: %v, want the %d bytes of weights", v, wideWeightBytes)
 	}
 	// The other GPUs stay idle: the simulation follows real work only.
 	for _, gpu := range []string{"0", "2", "7"} {
-		if v := value(metrics, `gpufleet_gpu_utilization_ratio{gpu="`+gpu+`",`); v != 0 {
+		if v := seriesValue(metrics, `gpufleet_gpu_utilization_ratio{gpu="`+gpu+`",`); v != 0 {
 			t.Errorf("GPU %s utilization %v, want 0", gpu, v)
 		}
 	}
@@ -147,50 +151,10 @@ func writeModel(t *testing.T) string {
 	return dir
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
-}
-
-func get(ctx context.Context, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
-// value returns the value of the first series line starting with prefix,
-// or -1.
-func value(metrics, prefix string) float64 {
-	for _, line := range strings.Split(metrics, "\n") {
-		if strings.HasPrefix(line, prefix) {
-			v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-			if err == nil {
-				return v
-			}
-		}
+// seriesValue is the series' value, or -1 if the agent does not export it.
+func seriesValue(metrics, prefix string) float64 {
+	if v, ok := testutil.SeriesValue(metrics, prefix); ok {
+		return v
 	}
 	return -1
-}
-
-func grepLines(s, substr string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, substr) && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

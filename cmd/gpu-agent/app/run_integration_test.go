@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/gpufleet/gpufleet/internal/testutil"
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 	"github.com/gpufleet/gpufleet/pkg/localcluster/clustertest"
 	"github.com/gpufleet/gpufleet/pkg/names"
@@ -69,12 +67,10 @@ func TestIntegrationAgentOnLocalCluster(t *testing.T) {
 	}
 
 	simDir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := testutil.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
 	o := NewOptions()
 	o.NVML, o.Listen, o.NodeName, o.Kubeconfig = NVMLMock, addr, "gpu-node-0", c.KubeconfigPath
 	o.ProcRoot, o.SimDir, o.PodResources, o.Interval = procRoot, simDir, "", 200*time.Millisecond
@@ -119,24 +115,19 @@ func TestIntegrationAgentOnLocalCluster(t *testing.T) {
 	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
 		busy += 0.04
 		report()
-		body, err := get(ctx, "http://"+addr+"/metrics")
+		body, err := testutil.Get(ctx, "http://"+addr+"/metrics")
 		if err != nil {
 			return false, nil
 		}
 		last = body
-		for _, line := range strings.Split(body, "\n") {
-			if strings.HasPrefix(line, want) {
-				v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-				return err == nil && v > 0.1, nil
-			}
-		}
-		return false, nil
+		v, ok := testutil.SeriesValue(body, want)
+		return ok && v > 0.1, nil
 	})
 	if err != nil {
-		t.Fatalf("no utilization attributed to pod bert-0 on GPU 3: %v\nlast /metrics:\n%s", err, grep(last, "gpufleet_pod_"))
+		t.Fatalf("no utilization attributed to pod bert-0 on GPU 3: %v\nlast /metrics:\n%s", err, testutil.Lines(last, "gpufleet_pod_"))
 	}
 	if !strings.Contains(last, `gpufleet_pod_gpu_memory_used_bytes{container="server",gpu="3",namespace="default",pod="bert-0"`) {
-		t.Errorf("no pod memory series:\n%s", grep(last, "gpufleet_pod_"))
+		t.Errorf("no pod memory series:\n%s", testutil.Lines(last, "gpufleet_pod_"))
 	}
 }
 
@@ -148,28 +139,4 @@ func poll(t *testing.T, what string, cond func() (bool, error)) {
 	if err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
 	}
-}
-
-func get(ctx context.Context, url string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer func() { _ = resp.Body.Close() }()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
-}
-
-func grep(s, prefix string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.HasPrefix(l, prefix) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }
