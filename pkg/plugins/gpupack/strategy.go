@@ -1,0 +1,225 @@
+package gpupack
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Strategy names, as the plugin args spell them.
+const (
+	StrategyBestFit  = "BestFit"
+	StrategyFGD      = "FGD"
+	StrategySpread   = "Spread"
+	StrategyGPUFleet = "GPUFleet"
+)
+
+// Strategies lists the strategy names the args accept.
+var Strategies = []string{StrategyGPUFleet, StrategyFGD, StrategyBestFit, StrategySpread}
+
+// MaxScore is the framework's highest node score.
+const MaxScore = 100
+
+// Cluster is what a strategy knows beyond the node: the workload's typical
+// pods and the largest node's CPU and GPU capacity (BestFit's scale).
+type Cluster struct {
+	Typical     []TypicalPod
+	MaxCPU      int64
+	MaxGPUMilli int64
+}
+
+// Strategy places a request on a node that fits it: which GPUs, and how good
+// the node is (higher is better).
+type Strategy interface {
+	Name() string
+	// Score rates placing r on n and says which GPUs it would use (nil for a
+	// CPU-only r). n fits r. n must not be modified.
+	Score(c *Cluster, n *Node, r Request) (score int64, gpus []int)
+	// Normalize maps the raw scores of all feasible nodes to 0..MaxScore in
+	// place, keeping their order.
+	Normalize(scores []int64)
+}
+
+// NewStrategy returns the named strategy.
+func NewStrategy(name string) (Strategy, error) {
+	switch name {
+	case StrategyBestFit:
+		return bestFit{}, nil
+	case StrategyFGD:
+		return fgd{}, nil
+	case StrategySpread:
+		return spread{}, nil
+	case StrategyGPUFleet:
+		return gpuFleet{}, nil
+	}
+	return nil, fmt.Errorf("unknown strategy %q: use one of %v", name, Strategies)
+}
+
+// packGPUs is the usual in-node choice: a share goes to the fullest GPU that
+// holds it, whole GPUs to the best-connected free set.
+func packGPUs(n *Node, r Request) []int {
+	switch {
+	case r.Count() == 0:
+		return nil
+	case r.GPUs == 0:
+		if g := n.BestFitGPU(r.Milli); g >= 0 {
+			return []int{g}
+		}
+		return nil
+	}
+	return n.WholeGPUs(r.GPUs)
+}
+
+// bestFit prefers the node left with the least CPU and GPU, each relative to
+// the largest node (most allocated), and packs shares onto the fullest GPU.
+type bestFit struct{}
+
+func (bestFit) Name() string { return StrategyBestFit }
+
+func (bestFit) Score(c *Cluster, n *Node, r Request) (int64, []int) {
+	left := 0.5*float64(n.CPUFree-r.CPU)/float64(max(c.MaxCPU, 1)) + 0.5*float64(n.Idle()-r.TotalMilli())/float64(max(c.MaxGPUMilli, 1))
+	return int64((1 - left) * MaxScore), packGPUs(n, r)
+}
+
+func (bestFit) Normalize(scores []int64) { minMax(scores) }
+
+// spread prefers the node left with the most idle GPU (least allocated; the
+// most free CPU for CPU-only pods) and puts shares on the emptiest GPU.
+type spread struct{}
+
+func (spread) Name() string { return StrategySpread }
+
+func (spread) Score(c *Cluster, n *Node, r Request) (int64, []int) {
+	if r.Count() == 0 || n.Capacity() == 0 {
+		return int64(MaxScore * float64(n.CPUFree-r.CPU) / float64(max(c.MaxCPU, 1))), nil
+	}
+	var gpus []int
+	if r.GPUs == 0 {
+		if g := n.WorstFitGPU(r.Milli); g >= 0 {
+			gpus = []int{g}
+		}
+	} else {
+		gpus = n.WholeGPUs(r.GPUs)
+	}
+	return int64(MaxScore * float64(n.Idle()-r.TotalMilli()) / float64(n.Capacity())), gpus
+}
+
+func (spread) Normalize(scores []int64) { minMax(scores) }
+
+// fgd is the FGD paper's fragmentation gradient descent: the node (and, for a
+// share, the GPU) whose expected fragmentation grows least, scored
+// sigmoid(-growth in GPUs) x 100, truncated; no normalization.
+type fgd struct{}
+
+func (fgd) Name() string { return StrategyFGD }
+
+func (fgd) Score(c *Cluster, n *Node, r Request) (int64, []int) {
+	before := Fragmentation(n, c.Typical)
+	score := func(gpus []int) int64 {
+		after := n.Clone()
+		after.Take(r, gpus)
+		return int64(sigmoid((before-Fragmentation(after, c.Typical))/MilliPerGPU) * MaxScore)
+	}
+	if r.GPUs == 0 && r.Milli > 0 && r.Milli < MilliPerGPU {
+		best, bestGPU := int64(-1), -1
+		for g, f := range n.Free {
+			if f < r.Milli {
+				continue
+			}
+			if s := score([]int{g}); s > best {
+				best, bestGPU = s, g
+			}
+		}
+		if bestGPU < 0 {
+			return 0, nil
+		}
+		return best, []int{bestGPU}
+	}
+	gpus := packGPUs(n, r)
+	return score(gpus), gpus
+}
+
+func (fgd) Normalize([]int64) {}
+
+func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
+
+// gpuFleet is gpufleet's own strategy. Like FGD it places a pod where the
+// workload's expected fragmentation grows least, but it compares the exact
+// growth instead of a truncated sigmoid (FGD's 0..100 integers tie nodes
+// whose growth differs by up to 40 milli-GPU and then choose among them at
+// random), and among equal growth it packs: the node left with the least
+// idle GPU wins, so partly used nodes fill before empty ones are opened.
+// Scores are normalized by rank, which keeps that whole order for the best
+// MaxScore nodes.
+type gpuFleet struct{}
+
+func (gpuFleet) Name() string { return StrategyGPUFleet }
+
+// Raw scores: fragmentation decrease in micro-GPU, then allocated share of
+// the node after placement in 1/65536.
+const packBits = 16
+
+func (gpuFleet) Score(c *Cluster, n *Node, r Request) (int64, []int) {
+	before := Fragmentation(n, c.Typical)
+	after := n.Clone()
+	raw := func(gpus []int) int64 {
+		after.Take(r, gpus)
+		delta := before - Fragmentation(after, c.Typical)
+		packed := int64(0)
+		if cp := after.Capacity(); cp > 0 {
+			packed = (cp - after.Idle()) * (1<<packBits - 1) / cp
+		} else {
+			packed = (1<<packBits - 1) - max(after.CPUFree, 0)*(1<<packBits-1)/max(c.MaxCPU, 1)
+		}
+		after.Release(r, gpus)
+		return int64(math.Round(delta*1000))<<packBits | packed
+	}
+	if r.GPUs == 0 && r.Milli > 0 {
+		best, bestGPU := int64(math.MinInt64), -1
+		for g, f := range n.Free {
+			if f < r.Milli {
+				continue
+			}
+			// Equal scores: the fuller GPU, so empty GPUs stay whole.
+			if s := raw([]int{g}); s > best || s == best && f < n.Free[bestGPU] {
+				best, bestGPU = s, g
+			}
+		}
+		if bestGPU < 0 {
+			return 0, nil
+		}
+		return best, []int{bestGPU}
+	}
+	gpus := packGPUs(n, r)
+	return raw(gpus), gpus
+}
+
+func (gpuFleet) Normalize(scores []int64) { rank(scores) }
+
+// minMax maps scores linearly onto 0..MaxScore (all MaxScore if equal).
+func minMax(scores []int64) {
+	if len(scores) == 0 {
+		return
+	}
+	lo, hi := slices.Min(scores), slices.Max(scores)
+	for i, s := range scores {
+		if hi == lo {
+			scores[i] = MaxScore
+		} else {
+			scores[i] = (s - lo) * MaxScore / (hi - lo)
+		}
+	}
+}
+
+// rank gives the best distinct raw score MaxScore, the next MaxScore-1 and so
+// on down to 0: equal raw scores get equal scores, order is kept exactly for
+// the best MaxScore distinct values.
+func rank(scores []int64) {
+	distinct := slices.Clone(scores)
+	slices.Sort(distinct)
+	distinct = slices.Compact(distinct)
+	for i, s := range scores {
+		pos, _ := slices.BinarySearch(distinct, s)
+		scores[i] = max(0, int64(MaxScore-(len(distinct)-1-pos)))
+	}
+}
