@@ -102,10 +102,7 @@ func (l *Ledger) Node(logger klog.Logger, ni fwk.NodeInfo) *Node {
 func (l *Ledger) build(logger klog.Logger, ni fwk.NodeInfo) *Node {
 	node := ni.Node()
 	alloc := ni.GetAllocatable()
-	count := int(alloc.GetScalarResources()[names.ResourceGPU])
-	if count == 0 {
-		count = int(alloc.GetScalarResources()[names.ResourceGPUMilli] / MilliPerGPU)
-	}
+	count := int(gpuCount(alloc))
 	n := &Node{Name: node.Name, Free: make([]int64, count), CPUFree: alloc.GetMilliCPU() - ni.GetRequested().GetMilliCPU()}
 	for i := range n.Free {
 		n.Free[i] = MilliPerGPU
@@ -186,4 +183,13 @@ func (n *Node) fullestFirst(count int) []int {
 		idx = append(idx, best)
 	}
 	return idx
+}
+
+// gpuCount is a node's number of GPUs: its nvidia.com/gpu, else its
+// gpufleet.io/gpu-milli in whole GPUs.
+func gpuCount(alloc fwk.Resource) int64 {
+	if n := alloc.GetScalarResources()[names.ResourceGPU]; n > 0 {
+		return n
+	}
+	return alloc.GetScalarResources()[names.ResourceGPUMilli] / MilliPerGPU
 }

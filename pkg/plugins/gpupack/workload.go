@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TypicalPod is a pod shape and its share of the workload.
@@ -42,6 +44,9 @@ type Workload struct {
 	coverage float64
 
 	mu      sync.Mutex
+	seen    map[types.UID]struct{}
+	uids    []types.UID // ring of the last window UIDs in seen
+	nextUID int
 	ring    []shapeKey
 	next    int
 	counts  map[shapeKey]int
@@ -52,7 +57,27 @@ type Workload struct {
 // NewWorkload remembers the last window pods and keeps the shapes covering
 // the given fraction (0..1] of them.
 func NewWorkload(window int, coverage float64) *Workload {
-	return &Workload{window: window, coverage: coverage, counts: map[shapeKey]int{}}
+	return &Workload{window: window, coverage: coverage, counts: map[shapeKey]int{}, seen: map[types.UID]struct{}{}}
+}
+
+// ObservePod adds the shape of pod uid once, however often it is scheduled
+// (retries of a pending pod do not make its shape more typical).
+func (w *Workload) ObservePod(uid types.UID, r Request) {
+	w.mu.Lock()
+	if _, ok := w.seen[uid]; ok {
+		w.mu.Unlock()
+		return
+	}
+	if len(w.uids) < w.window {
+		w.uids = append(w.uids, uid)
+	} else {
+		delete(w.seen, w.uids[w.nextUID])
+		w.uids[w.nextUID] = uid
+		w.nextUID = (w.nextUID + 1) % w.window
+	}
+	w.seen[uid] = struct{}{}
+	w.mu.Unlock()
+	w.Observe(r)
 }
 
 // Observe adds one pod's shape, forgetting the oldest beyond the window.

@@ -1,0 +1,96 @@
+// Package schedtest runs gpufleet's scheduler (kube-scheduler with the
+// GPUPack plugin, exactly as cmd/scheduler-plugin builds it) in process
+// against a local control plane, for integration tests and benchmarks.
+package schedtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/kubernetes/cmd/kube-scheduler/app"
+	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
+
+	_ "github.com/gpufleet/gpufleet/apis/config/scheme" // GPUPackArgs in pluginConfig
+	"github.com/gpufleet/gpufleet/pkg/plugins/gpupack"
+)
+
+// SchedulerName is the profile name gpufleet's manifests use.
+const SchedulerName = "gpufleet-scheduler"
+
+// GPUPackProfile is the profile YAML gpufleet recommends (the manifests ship
+// the same): GPUPack at every extension point with weight 10, and the
+// default NodeResourcesFit and NodeResourcesBalancedAllocation scoring off.
+func GPUPackProfile(schedulerName, strategy string) string {
+	return fmt.Sprintf(`- schedulerName: %s
+  plugins:
+    multiPoint:
+      enabled:
+      - name: GPUPack
+        weight: 10
+    score:
+      disabled:
+      - name: NodeResourcesFit
+      - name: NodeResourcesBalancedAllocation
+  pluginConfig:
+  - name: GPUPack
+    args:
+      strategy: %s
+`, schedulerName, strategy)
+}
+
+// MostAllocatedProfile is the stock kube-scheduler's way to bin-pack GPUs:
+// NodeResourcesFit scoring MostAllocated on nvidia.com/gpu (and the
+// gpufleet.io/gpu-milli share), without GPUPack.
+func MostAllocatedProfile(schedulerName string) string {
+	return fmt.Sprintf(`- schedulerName: %s
+  pluginConfig:
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: MostAllocated
+        resources:
+        - name: nvidia.com/gpu
+          weight: 1
+        - name: gpufleet.io/gpu-milli
+          weight: 1
+`, schedulerName)
+}
+
+// WriteConfig writes a KubeSchedulerConfiguration with the given profiles
+// (YAML list items) for a scheduler reaching the API server through
+// kubeconfig, and returns its path.
+func WriteConfig(dir, kubeconfig string, leaderElect bool, profiles ...string) (string, error) {
+	cfg := fmt.Sprintf(`apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: %q
+  qps: 5000
+  burst: 10000
+leaderElection:
+  leaderElect: %t
+  resourceNamespace: kube-system
+  resourceName: gpufleet-scheduler
+profiles:
+%s`, kubeconfig, leaderElect, strings.Join(profiles, ""))
+	path := filepath.Join(dir, "scheduler-config.yaml")
+	return path, os.WriteFile(path, []byte(cfg), 0o644)
+}
+
+// Run runs the scheduler with the config file until ctx ends. It serves no
+// HTTPS endpoint (secure port 0).
+func Run(ctx context.Context, configFile string) error {
+	opts := options.NewOptions()
+	opts.ConfigFile = configFile
+	opts.SecureServing.BindPort = 0
+	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
+		return err
+	}
+	cc, sched, err := app.Setup(ctx, opts, app.WithPlugin(gpupack.Name, gpupack.New))
+	if err != nil {
+		return fmt.Errorf("setting up the scheduler: %w", err)
+	}
+	return app.Run(ctx, cc, sched)
+}
