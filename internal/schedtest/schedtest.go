@@ -10,10 +10,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app"
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
 	_ "github.com/gpufleet/gpufleet/apis/config/scheme" // GPUPackArgs in pluginConfig
+	"github.com/gpufleet/gpufleet/pkg/names"
 	"github.com/gpufleet/gpufleet/pkg/plugins/gpupack"
 )
 
@@ -22,7 +26,8 @@ const SchedulerName = "gpufleet-scheduler"
 
 // GPUPackProfile is the profile YAML gpufleet recommends (the manifests ship
 // the same): GPUPack at every extension point with weight 10, and the
-// default NodeResourcesFit and NodeResourcesBalancedAllocation scoring off.
+// default NodeResourcesFit and NodeResourcesBalancedAllocation scoring off,
+// GPUPack binding GPU pods (with their GPU indices, one API write).
 func GPUPackProfile(schedulerName, strategy string) string {
 	return fmt.Sprintf(`- schedulerName: %s
   plugins:
@@ -30,6 +35,9 @@ func GPUPackProfile(schedulerName, strategy string) string {
       enabled:
       - name: GPUPack
         weight: 10
+    bind:
+      enabled:
+      - name: GPUPack
     score:
       disabled:
       - name: NodeResourcesFit
@@ -93,4 +101,26 @@ func Run(ctx context.Context, configFile string) error {
 		return fmt.Errorf("setting up the scheduler: %w", err)
 	}
 	return app.Run(ctx, cc, sched)
+}
+
+// GPUPod is a model pod for the named scheduler asking for whole GPUs
+// (gpus > 0) or a share of one (milli > 0), and one CPU.
+func GPUPod(namespace, name, schedulerName string, gpus, milli int64, annotations map[string]string) *corev1.Pod {
+	limits := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}
+	if gpus > 0 {
+		limits[names.ResourceGPU] = *resource.NewQuantity(gpus, resource.DecimalSI)
+	}
+	if milli > 0 {
+		limits[names.ResourceGPUMilli] = *resource.NewQuantity(milli, resource.DecimalSI)
+	}
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace, Annotations: annotations},
+		Spec: corev1.PodSpec{
+			SchedulerName: schedulerName,
+			Containers: []corev1.Container{{
+				Name: "model", Image: "gpufleet/inference-server",
+				Resources: corev1.ResourceRequirements{Limits: limits, Requests: limits},
+			}},
+		},
+	}
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
@@ -93,23 +92,7 @@ func lastLines(s string, n int) string {
 // gpuPod is a pod for gpufleet-scheduler asking for whole GPUs (gpus > 0)
 // or a share of one (milli > 0).
 func gpuPod(name string, gpus, milli int64, annotations map[string]string) *corev1.Pod {
-	limits := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")}
-	if gpus > 0 {
-		limits[names.ResourceGPU] = *resource.NewQuantity(gpus, resource.DecimalSI)
-	}
-	if milli > 0 {
-		limits[names.ResourceGPUMilli] = *resource.NewQuantity(milli, resource.DecimalSI)
-	}
-	return &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Annotations: annotations},
-		Spec: corev1.PodSpec{
-			SchedulerName: schedtest.SchedulerName,
-			Containers: []corev1.Container{{
-				Name: "model", Image: "gpufleet/inference-server",
-				Resources: corev1.ResourceRequirements{Limits: limits, Requests: limits},
-			}},
-		},
-	}
+	return schedtest.GPUPod("default", name, schedtest.SchedulerName, gpus, milli, annotations)
 }
 
 func createNodes(t *testing.T, client kubernetes.Interface, nodes ...localcluster.GPUNode) {

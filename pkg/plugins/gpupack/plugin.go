@@ -32,6 +32,9 @@ type GPUPack struct {
 	strategy Strategy
 	ledger   *Ledger
 	workload *Workload
+
+	bindOnce sync.Once
+	binds    bool // GPUPack is the profile's first Bind plugin
 }
 
 var (
@@ -42,6 +45,7 @@ var (
 	_ fwk.ScoreExtensions   = &GPUPack{}
 	_ fwk.ReservePlugin     = &GPUPack{}
 	_ fwk.PreBindPlugin     = &GPUPack{}
+	_ fwk.BindPlugin        = &GPUPack{}
 	_ fwk.EnqueueExtensions = &GPUPack{}
 )
 

@@ -114,19 +114,20 @@ type fgd struct{}
 func (fgd) Name() string { return StrategyFGD }
 
 func (fgd) Score(c *Cluster, n *Node, r Request) (int64, []int) {
-	before := Fragmentation(n, c.Typical)
+	fi := newFragIndex(n, c.Typical)
+	before := fi.value()
 	score := func(gpus []int) int64 {
-		after := n.Clone()
-		after.Take(r, gpus)
-		return int64(sigmoid((before-Fragmentation(after, c.Typical))/MilliPerGPU) * MaxScore)
+		return int64(sigmoid((before-fi.after(n, r, gpus))/MilliPerGPU) * MaxScore)
 	}
 	if r.GPUs == 0 && r.Milli > 0 && r.Milli < MilliPerGPU {
 		best, bestGPU := int64(-1), -1
+		one := []int{0}
 		for g, f := range n.Free {
 			if f < r.Milli {
 				continue
 			}
-			if s := score([]int{g}); s > best {
+			one[0] = g
+			if s := score(one); s > best {
 				best, bestGPU = s, g
 			}
 		}
@@ -160,28 +161,29 @@ func (gpuFleet) Name() string { return StrategyGPUFleet }
 const packBits = 16
 
 func (gpuFleet) Score(c *Cluster, n *Node, r Request) (int64, []int) {
-	before := Fragmentation(n, c.Typical)
-	after := n.Clone()
+	fi := newFragIndex(n, c.Typical)
+	before := fi.value()
+	idle, capacity := n.Idle(), n.Capacity()
 	raw := func(gpus []int) int64 {
-		after.Take(r, gpus)
-		delta := before - Fragmentation(after, c.Typical)
-		packed := int64(0)
-		if cp := after.Capacity(); cp > 0 {
-			packed = (cp - after.Idle()) * (1<<packBits - 1) / cp
+		delta := before - fi.after(n, r, gpus)
+		var packed int64
+		if capacity > 0 {
+			packed = (capacity - idle + int64(len(gpus))*r.PerGPU()) * (1<<packBits - 1) / capacity
 		} else {
-			packed = (1<<packBits - 1) - max(after.CPUFree, 0)*(1<<packBits-1)/max(c.MaxCPU, 1)
+			packed = (1<<packBits - 1) - max(n.CPUFree-r.CPU, 0)*(1<<packBits-1)/max(c.MaxCPU, 1)
 		}
-		after.Release(r, gpus)
 		return int64(math.Round(delta*1000))<<packBits | packed
 	}
 	if r.GPUs == 0 && r.Milli > 0 {
 		best, bestGPU := int64(math.MinInt64), -1
+		one := []int{0}
 		for g, f := range n.Free {
 			if f < r.Milli {
 				continue
 			}
+			one[0] = g
 			// Equal scores: the fuller GPU, so empty GPUs stay whole.
-			if s := raw([]int{g}); s > best || s == best && f < n.Free[bestGPU] {
+			if s := raw(one); s > best || s == best && f < n.Free[bestGPU] {
 				best, bestGPU = s, g
 			}
 		}
