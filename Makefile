@@ -82,6 +82,10 @@ bench-agent: build ## gpu-agent on the simulated 8-GPU node, 1 s sampling, scrap
 bench-inference: build ## inference-server, CPU backend, saturating load: batching vs batch size 1, protocol overhead vs a bare handler.
 	$(GO) run ./hack/bench-inference --server $(BIN)/inference-server --duration $${BENCH_DURATION:-10s}
 
+.PHONY: bench-scheduler
+bench-scheduler: tools ## Scheduling throughput on a real control plane, gpufleet profile vs NodeResourcesFit MostAllocated (1000 nodes x 8 GPUs, 10000 pods).
+	$(GO) run ./hack/bench-scheduler --nodes $${BENCH_NODES:-1000} --pods $${BENCH_PODS:-10000} --reps $${BENCH_REPS:-3}
+
 .PHONY: test-gpu
 test-gpu: ## Tests that need a GPU and the CUDA libraries (make test-gpu on a GPU machine; not part of make test).
 	$(GO) test -tags gpu -count=1 -v ./pkg/inference/backend/cuda/

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 	"github.com/gpufleet/gpufleet/pkg/localcluster/clustertest"
@@ -151,6 +152,31 @@ func TestIntegrationSchedulerModelsAndReasons(t *testing.T) {
 		createPods(t, client, tc.pod)
 		if msg := waitUnschedulable(t, client, tc.pod.Name); !strings.Contains(msg, tc.want) {
 			t.Errorf("pod %s: message %q does not name the bad value %s", tc.pod.Name, msg, tc.want)
+		}
+	}
+}
+
+// A pod pending for want of GPUs is retried as soon as a GPU pod leaves or a
+// fitting node arrives (queueing hints), not after the scheduler's periodic
+// flush of unschedulable pods (5 minutes).
+func TestIntegrationSchedulerRetriesWhenGPUsFree(t *testing.T) {
+	c, client := clustertest.Start(t, localcluster.Options{})
+	createNodes(t, client, localcluster.GPUNode{Name: "v100-a", GPUs: 2})
+	startScheduler(t, c, gpupack.StrategyGPUFleet)
+
+	createPods(t, client, gpuPod("holder", 2, 0, nil))
+	waitScheduled(t, client, 1, 30*time.Second)
+	createPods(t, client, gpuPod("waiter", 1, 0, nil), gpuPod("wants-t4", 0, 500, map[string]string{names.AnnotationGPUModel: "T4"}))
+	waitUnschedulable(t, client, "waiter")
+	waitUnschedulable(t, client, "wants-t4")
+
+	if err := client.CoreV1().Pods("default").Delete(t.Context(), "holder", metav1.DeleteOptions{GracePeriodSeconds: new(int64(0))}); err != nil {
+		t.Fatal(err)
+	}
+	createNodes(t, client, localcluster.GPUNode{Name: "t4-a", Model: "T4", GPUs: 1})
+	for _, p := range waitScheduled(t, client, 2, 20*time.Second) {
+		if p.Name == "wants-t4" && p.Spec.NodeName != "t4-a" {
+			t.Errorf("wants-t4 on %s", p.Spec.NodeName)
 		}
 	}
 }
