@@ -13,8 +13,7 @@ import (
 
 // EventsToRegister lists the events that can make a pod this plugin rejected
 // schedulable: a GPU pod leaving a node, and a node arriving or changing its
-// GPU capacity, labels (model) or annotations (its pods' indices are not on
-// the node, but the topology is).
+// GPU capacity or its labels (the model).
 func (p *GPUPack) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
 	return []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}, QueueingHintFn: p.hintPodDeleted},

@@ -1,6 +1,7 @@
 package gpupack
 
 import (
+	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -143,7 +144,7 @@ func (l *Ledger) build(logger klog.Logger, ni fwk.NodeInfo) *Node {
 			}
 			logger.V(2).Info("Bound pod has unusable GPU indices; placing its request myself", "pod", klog.KObj(pod), "node", klog.KObj(node), "indices", v, "err", err)
 		}
-		if a, ok := l.reserved[pod.UID]; ok && a.node == node.Name {
+		if a, ok := l.reserved[pod.UID]; ok && a.node == node.Name && validIndices(a.gpus, r.Count(), count) {
 			take(n, r, a.gpus)
 			continue
 		}
@@ -192,4 +193,18 @@ func gpuCount(alloc fwk.Resource) int64 {
 		return n
 	}
 	return alloc.GetScalarResources()[names.ResourceGPUMilli] / MilliPerGPU
+}
+
+// validIndices says whether gpus are count distinct GPUs of a node with
+// gpuCount GPUs (a node can lose GPUs after a pod got them).
+func validIndices(gpus []int, count, gpuCount int) bool {
+	if len(gpus) != count {
+		return false
+	}
+	for i, g := range gpus {
+		if g < 0 || g >= gpuCount || slices.Contains(gpus[:i], g) {
+			return false
+		}
+	}
+	return true
 }

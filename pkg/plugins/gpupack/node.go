@@ -83,12 +83,7 @@ func (n *Node) CanTake(r Request, gpus []int) bool {
 	if len(gpus) != r.Count() {
 		return false
 	}
-	for _, g := range gpus {
-		if g < 0 || g >= len(n.Free) || n.Free[g] < r.PerGPU() {
-			return false
-		}
-	}
-	return true
+	return validIndices(gpus, r.Count(), len(n.Free)) && !slices.ContainsFunc(gpus, func(g int) bool { return n.Free[g] < r.PerGPU() })
 }
 
 // BestFitGPU is the GPU with the least free share that still holds per
@@ -198,6 +193,9 @@ func bestConnected(cands []int, count int, links [][]int) []int {
 // ("0-1:2,0-3:1": GPUs 0 and 1 have two NVLinks) for a node with gpuCount
 // GPUs into a symmetric link matrix.
 func ParseTopology(v string, gpuCount int) ([][]int, error) {
+	if gpuCount < 0 {
+		return nil, fmt.Errorf("a node cannot have %d GPUs", gpuCount)
+	}
 	links := make([][]int, gpuCount)
 	for i := range links {
 		links[i] = make([]int, gpuCount)

@@ -80,7 +80,7 @@ func New(ctx context.Context, obj runtime.Object, h fwk.Handle) (fwk.Plugin, err
 		handle:   h,
 		strategy: strategy,
 		ledger:   NewLedger(),
-		workload: NewWorkload(int(args.WorkloadWindow), float64(args.TypicalPodCoveragePercent)/100),
+		workload: NewWorkload(int(args.WorkloadWindow), int(args.TypicalPodCoveragePercent)),
 	}
 	if h != nil && h.SharedInformerFactory() != nil {
 		// A deleted pod's reservation goes with it. (Bound pods keep theirs

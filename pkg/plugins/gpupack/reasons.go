@@ -22,7 +22,7 @@ func fitStatus(n *Node, r Request) *fwk.Status {
 		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("node(s) had GPU model %s (pod requires %s)", n.Model, want))
 	}
 	if r.Count() > len(n.Free) {
-		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("node(s) had only %d GPUs (pod requires %d)", len(n.Free), r.Count()))
+		return fwk.NewStatus(fwk.UnschedulableAndUnresolvable, fmt.Sprintf("node(s) had only %s (pod requires %d)", plural(len(n.Free), "GPU"), r.Count()))
 	}
 	if n.FitsGPU(r) {
 		return nil
@@ -31,4 +31,11 @@ func fitStatus(n *Node, r Request) *fwk.Status {
 		return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("node(s) had fewer than %d free GPU(s)", r.GPUs))
 	}
 	return fwk.NewStatus(fwk.Unschedulable, fmt.Sprintf("node(s) had no single GPU with %d free milli-GPU", r.Milli))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

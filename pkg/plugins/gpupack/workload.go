@@ -40,8 +40,8 @@ func (k shapeKey) request() Request {
 // frequency (the FGD paper's definition of the target workload). It is safe
 // for concurrent use.
 type Workload struct {
-	window   int
-	coverage float64
+	window          int
+	coveragePercent int
 
 	mu      sync.Mutex
 	seen    map[types.UID]struct{}
@@ -55,9 +55,9 @@ type Workload struct {
 }
 
 // NewWorkload remembers the last window pods and keeps the shapes covering
-// the given fraction (0..1] of them.
-func NewWorkload(window int, coverage float64) *Workload {
-	return &Workload{window: window, coverage: coverage, counts: map[shapeKey]int{}, seen: map[types.UID]struct{}{}}
+// coveragePercent (1..100) of them.
+func NewWorkload(window, coveragePercent int) *Workload {
+	return &Workload{window: window, coveragePercent: coveragePercent, counts: map[shapeKey]int{}, seen: map[types.UID]struct{}{}}
 }
 
 // ObservePod adds the shape of pod uid once, however often it is scheduled
@@ -125,7 +125,7 @@ func (w *Workload) Typical() []TypicalPod {
 			cmp.Compare(b.k.gpus, a.k.gpus), cmp.Compare(b.k.models, a.k.models))
 	})
 	kept, cum := 0, 0
-	for kept < len(all) && float64(cum) < w.coverage*float64(total) {
+	for kept < len(all) && cum*100 < w.coveragePercent*total {
 		cum += all[kept].n
 		kept++
 	}

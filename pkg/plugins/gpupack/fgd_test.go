@@ -1,0 +1,136 @@
+package gpupack
+
+import (
+	"testing"
+)
+
+// halfGPUs is a workload of 500-milli pods only.
+var halfGPUs = &Cluster{Typical: []TypicalPod{{Request: share(500), Weight: 1}}, MaxCPU: 64000, MaxGPUMilli: 4000}
+
+// wholeGPUs is a workload of 1-GPU pods only.
+var wholeGPUs = &Cluster{Typical: []TypicalPod{{Request: wholeGPU(1), Weight: 1}}, MaxCPU: 64000, MaxGPUMilli: 4000}
+
+// mostlySmall is a workload of 90% 100-milli and 10% 500-milli pods: a
+// GPU left with f < 500 free grows its fragmentation by f/10.
+var mostlySmall = &Cluster{Typical: []TypicalPod{{Request: share(100), Weight: 0.9}, {Request: share(500), Weight: 0.1}}, MaxCPU: 64000, MaxGPUMilli: 4000}
+
+// cpuBound is a workload whose pods need 1000 millicores besides their share.
+var cpuBound = &Cluster{Typical: []TypicalPod{{Request: Request{Milli: 500, CPU: 1000}, Weight: 1}}, MaxCPU: 64000, MaxGPUMilli: 4000}
+
+// anything is a workload whose fragmentation is all idle GPU (CPU-only
+// pods): every placement lowers it by the placed share.
+var anything = &Cluster{Typical: []TypicalPod{{Request: cpuOnly(100), Weight: 1}}, MaxCPU: 64000, MaxGPUMilli: 4000}
+
+func TestFGD(t *testing.T) {
+	runStrategyCases(t, StrategyFGD, []strategyCase{
+		// BestFit would take GPU 0 and leave 200 no 500-milli pod can
+		// use: growth 200, sigmoid(-0.2) = 0.450. GPU 1 keeps both GPUs
+		// at 600: growth 0, sigmoid(0) = 0.5.
+		{name: "share where 500-milli pods still fit", cluster: halfGPUs, node: gpuNode(600, 1000), r: share(400), wantScore: 50, wantGPUs: []int{1}},
+		{name: "node where the share leaves a fragment", cluster: halfGPUs, node: gpuNode(600), r: share(400), wantScore: 45, wantGPUs: []int{0}},
+		{name: "node where the share leaves none", cluster: halfGPUs, node: gpuNode(1000), r: share(400), wantScore: 50, wantGPUs: []int{0}},
+		// Filling the half-used GPU removes a 500 fragment for 1-GPU
+		// pods: sigmoid(0.5) = 0.622. GPU 1 would leave no whole GPU.
+		{name: "share that fills a fragment", cluster: wholeGPUs, node: gpuNode(500, 1000), r: share(500), wantScore: 62, wantGPUs: []int{0}},
+		// Ties: the lowest GPU index.
+		{name: "equal GPUs", cluster: halfGPUs, node: gpuNode(1000, 1000), r: share(200), wantScore: 50, wantGPUs: []int{0}},
+		{name: "whole GPU", cluster: halfGPUs, node: gpuNode(300, 1000, 1000), r: wholeGPU(1), wantScore: 50, wantGPUs: []int{1}},
+		{name: "share of a whole GPU goes to a free GPU", cluster: halfGPUs, node: gpuNode(700, 1000), r: share(1000), wantScore: 50, wantGPUs: []int{1}},
+		// The CPU-only pod leaves 500 millicores: no typical pod fits,
+		// the idle GPU is a fragment: sigmoid(-1) = 0.269.
+		{name: "CPU-only pod stranding a GPU", cluster: cpuBound, node: &Node{Model: "V100M16", ModelKnown: true, Free: []int64{1000}, CPUFree: 1500}, r: cpuOnly(1000), wantScore: 26, wantGPUs: nil},
+		{name: "CPU-only pod leaving CPU", cluster: cpuBound, node: &Node{Model: "V100M16", ModelKnown: true, Free: []int64{1000}, CPUFree: 2000}, r: cpuOnly(1000), wantScore: 50, wantGPUs: nil},
+		// Growth 20 and 15 milli-GPU both truncate to 49.
+		{name: "growth 20", cluster: mostlySmall, node: gpuNode(600, 0, 0), r: share(400), wantScore: 49, wantGPUs: []int{0}},
+		{name: "growth 15", cluster: mostlySmall, node: gpuNode(550), r: share(400), wantScore: 49, wantGPUs: []int{0}},
+	})
+}
+
+func TestGPUFleet(t *testing.T) {
+	raw := func(decreaseMicro, packed int64) int64 { return decreaseMicro<<packBits | packed }
+	runStrategyCases(t, StrategyGPUFleet, []strategyCase{
+		// As FGD: the GPU that keeps 500-milli capacity.
+		{name: "share where 500-milli pods still fit", cluster: halfGPUs, node: gpuNode(600, 1000), r: share(400), wantScore: raw(0, 800*65535/2000), wantGPUs: []int{1}},
+		{name: "share that fills a fragment", cluster: wholeGPUs, node: gpuNode(500, 1000), r: share(500), wantScore: raw(500_000, 1000*65535/2000), wantGPUs: []int{0}},
+		// Growth 20 and 15 milli-GPU, exactly.
+		{name: "growth 20", cluster: mostlySmall, node: gpuNode(600, 0, 0), r: share(400), wantScore: raw(-20_000, 2800*65535/3000), wantGPUs: []int{0}},
+		{name: "growth 15", cluster: mostlySmall, node: gpuNode(550), r: share(400), wantScore: raw(-15_000, 850*65535/1000), wantGPUs: []int{0}},
+		// Equal growth on every GPU: the fullest that holds the share,
+		// so whole GPUs stay whole (FGD takes GPU 0).
+		{name: "equal growth packs the fuller GPU", cluster: anything, node: gpuNode(1000, 700, 800), r: share(300), wantScore: raw(300_000, 800*65535/3000), wantGPUs: []int{1}},
+		{name: "whole GPUs", cluster: halfGPUs, node: gpuNode(1000, 1000, 0, 0), r: wholeGPU(1), wantScore: raw(0, 3000*65535/4000), wantGPUs: []int{0}},
+		// Without GPUs, packing is by CPU: 65535 - 12000/32000 x 65535.
+		{name: "CPU-only pod on a node without GPUs", cluster: &Cluster{MaxCPU: 32000}, node: &Node{CPUFree: 16000}, r: cpuOnly(4000), wantScore: raw(0, 65535-12000*65535/32000), wantGPUs: nil},
+	})
+}
+
+// preferred is the node of nodes the strategy scores highest after
+// normalization ("" on a tie).
+func preferred(t *testing.T, strategy string, c *Cluster, r Request, nodes map[string]*Node) string {
+	t.Helper()
+	s, err := NewStrategy(strategy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	var scores []int64
+	for name, n := range nodes {
+		score, _ := s.Score(c, n, r)
+		names, scores = append(names, name), append(scores, score)
+	}
+	s.Normalize(scores)
+	best, bestScore, tie := "", int64(-1), false
+	for i, score := range scores {
+		switch {
+		case score > bestScore:
+			best, bestScore, tie = names[i], score, false
+		case score == bestScore:
+			tie = true
+		}
+	}
+	if tie {
+		return ""
+	}
+	return best
+}
+
+func TestStrategiesChooseNodes(t *testing.T) {
+	tests := []struct {
+		name    string
+		cluster *Cluster
+		r       Request
+		nodes   map[string]*Node
+		want    map[string]string // strategy -> preferred node ("" tie)
+	}{
+		{
+			name:    "400 milli among 500-milli pods",
+			cluster: halfGPUs,
+			r:       share(400),
+			nodes:   map[string]*Node{"600-free": gpuNode(600), "idle": gpuNode(1000)},
+			want:    map[string]string{StrategyBestFit: "600-free", StrategyFGD: "idle", StrategyGPUFleet: "idle", StrategySpread: "idle"},
+		},
+		{
+			name:    "growth differing by less than FGD resolves",
+			cluster: mostlySmall,
+			r:       share(400),
+			nodes:   map[string]*Node{"grows-20": gpuNode(600, 0, 0), "grows-15": gpuNode(550)},
+			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "grows-15"},
+		},
+		{
+			name:    "equal growth: the fuller node",
+			cluster: halfGPUs,
+			r:       wholeGPU(1),
+			nodes:   map[string]*Node{"half-used": gpuNode(1000, 1000, 0, 0), "idle": gpuNode(1000, 1000, 1000, 1000)},
+			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "half-used", StrategyBestFit: "half-used", StrategySpread: "idle"},
+		},
+	}
+	for _, tt := range tests {
+		for strategy, want := range tt.want {
+			t.Run(tt.name+"/"+strategy, func(t *testing.T) {
+				if got := preferred(t, strategy, tt.cluster, tt.r, tt.nodes); got != want {
+					t.Errorf("%s prefers %q, want %q", strategy, got, want)
+				}
+			})
+		}
+	}
+}
