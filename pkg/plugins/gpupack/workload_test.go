@@ -52,9 +52,9 @@ func TestWorkloadCoverage(t *testing.T) {
 		coverage int // percent
 		kept     int // shapes kept, most frequent first
 	}{
-		{coverage: 50, kept: 4},  // 10+9+8 = 27 < 27.5 <= 34
-		{coverage: 18, kept: 1},  // 10 >= 9.9
-		{coverage: 1, kept: 1},   // one shape always
+		{coverage: 50, kept: 4}, // 10+9+8 = 27 < 27.5 <= 34
+		{coverage: 18, kept: 1}, // 10 >= 9.9
+		{coverage: 1, kept: 1},  // one shape always
 		{coverage: 100, kept: 10},
 	}
 	for _, tt := range tests {
