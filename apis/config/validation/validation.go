@@ -10,8 +10,9 @@ import (
 	"github.com/gpufleet/gpufleet/apis/config"
 )
 
-// Strategies are the accepted strategy names.
-var Strategies = []string{"GPUFleet", "FGD", "BestFit", "Spread"}
+// Strategies are the accepted strategy names (gpupack.Strategies; the
+// plugin's tests check the two lists agree).
+var Strategies = []string{"GPUFleet", "FGD", "BestFit", "Spread", "Random", "DotProduct", "GPUPacking", "GPUClustering"}
 
 // MaxWorkloadWindow bounds the memory the typical-pod window takes.
 const MaxWorkloadWindow = 1_000_000

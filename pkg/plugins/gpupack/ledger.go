@@ -136,6 +136,10 @@ func (l *Ledger) build(logger klog.Logger, ni fwk.NodeInfo) *Node {
 			continue
 		}
 		r.Milli = min(r.Milli, MilliPerGPU)
+		if n.Kinds == nil {
+			n.Kinds = map[int]int{}
+		}
+		n.Kinds[kind(r)]++
 		if v, ok := pod.Annotations[names.AnnotationGPUIndices]; ok {
 			gpus, err := ParseIndices(v, count)
 			if err == nil && len(gpus) == r.Count() {

@@ -90,7 +90,7 @@ func TestLedgerReservations(t *testing.T) {
 				l.Forget(uid)
 			}
 			got := l.Node(testLogger(t), newNodeInfo(v100Node(4), tt.pods...))
-			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty(), ignoreKinds); diff != "" {
 				t.Errorf("Ledger.Node mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -107,7 +107,7 @@ func TestLedgerReserved(t *testing.T) {
 	if !ok {
 		t.Fatal("Reserved after Reserve = false")
 	}
-	if diff := cmp.Diff([]int{3, 1}, gpus); diff != "" {
+	if diff := cmp.Diff([]int{3, 1}, gpus, ignoreKinds); diff != "" {
 		t.Errorf("Reserved mismatch (-want +got):\n%s", diff)
 	}
 	l.Forget("p")
@@ -136,10 +136,10 @@ func TestLedgerCache(t *testing.T) {
 	if reserved == first {
 		t.Fatal("a reservation on the node returned the cached account")
 	}
-	if diff := cmp.Diff(ledgerNode(32000, 0, 0, 1000, 1000, 0), reserved); diff != "" {
+	if diff := cmp.Diff(ledgerNode(32000, 0, 0, 1000, 1000, 0), reserved, ignoreKinds); diff != "" {
 		t.Errorf("after Reserve (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(ledgerNode(32000, 1, 0, 0, 1000, 1000), first); diff != "" {
+	if diff := cmp.Diff(ledgerNode(32000, 1, 0, 0, 1000, 1000), first, ignoreKinds); diff != "" {
 		t.Errorf("Reserve changed an account handed out before (-want +got):\n%s", diff)
 	}
 	if again := l.Node(logger, ni); again != reserved {
@@ -147,7 +147,7 @@ func TestLedgerCache(t *testing.T) {
 	}
 
 	l.Forget("assumed")
-	if diff := cmp.Diff(ledgerNode(32000, 1, 0, 0, 1000, 1000), l.Node(logger, ni)); diff != "" {
+	if diff := cmp.Diff(ledgerNode(32000, 1, 0, 0, 1000, 1000), l.Node(logger, ni), ignoreKinds); diff != "" {
 		t.Errorf("after Forget (-want +got):\n%s", diff)
 	}
 
@@ -157,7 +157,7 @@ func TestLedgerCache(t *testing.T) {
 	if after == before {
 		t.Fatal("a new NodeInfo generation returned the cached account")
 	}
-	if diff := cmp.Diff(ledgerNode(32000, 1, 0, 0, 500, 1000), after); diff != "" {
+	if diff := cmp.Diff(ledgerNode(32000, 1, 0, 0, 500, 1000), after, ignoreKinds); diff != "" {
 		t.Errorf("after AddPod (-want +got):\n%s", diff)
 	}
 }
@@ -167,13 +167,13 @@ func TestLedgerCacheMovedReservation(t *testing.T) {
 	l := NewLedger()
 	ni := newNodeInfo(v100Node(4), gpuPod("assumed", 0, 1, 0))
 	l.Reserve("assumed", "gpu-1", []int{3})
-	if diff := cmp.Diff(ledgerNode(32000, 0, 1000, 1000, 1000, 0), l.Node(logger, ni)); diff != "" {
+	if diff := cmp.Diff(ledgerNode(32000, 0, 1000, 1000, 1000, 0), l.Node(logger, ni), ignoreKinds); diff != "" {
 		t.Fatalf("with the reservation (-want +got):\n%s", diff)
 	}
 	// The pod is re-reserved on another node: this node's account must
 	// not keep the old reservation.
 	l.Reserve("assumed", "gpu-2", []int{0})
-	if diff := cmp.Diff(ledgerNode(32000, 1, 0, 1000, 1000, 1000), l.Node(logger, ni)); diff != "" {
+	if diff := cmp.Diff(ledgerNode(32000, 1, 0, 1000, 1000, 1000), l.Node(logger, ni), ignoreKinds); diff != "" {
 		t.Errorf("after the reservation moved (-want +got):\n%s", diff)
 	}
 }

@@ -143,7 +143,7 @@ func TestLedgerCountsPodsOnTheirGPUs(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := NewLedger().Node(testLogger(t), newNodeInfo(tt.node, tt.pods...))
-			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty(), ignoreKinds); diff != "" {
 				t.Errorf("Ledger.Node mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -164,7 +164,7 @@ func TestLedgerTopology(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := NewLedger().Node(testLogger(t), newNodeInfo(tt.node))
-			if diff := cmp.Diff(tt.want, got.Links); diff != "" {
+			if diff := cmp.Diff(tt.want, got.Links, ignoreKinds); diff != "" {
 				t.Errorf("Links mismatch (-want +got):\n%s", diff)
 			}
 		})
@@ -173,7 +173,21 @@ func TestLedgerTopology(t *testing.T) {
 
 func TestLedgerNodeWithoutNodeObject(t *testing.T) {
 	got := NewLedger().Node(testLogger(t), framework.NewNodeInfo())
-	if diff := cmp.Diff(&Node{}, got); diff != "" {
+	if diff := cmp.Diff(&Node{}, got, ignoreKinds); diff != "" {
 		t.Errorf("Ledger.Node of a NodeInfo without node mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// The ledger counts a node's GPU pods by kind (GPUClustering's input):
+// shares under 0, k-GPU pods under k; CPU-only pods not at all.
+func TestLedgerKinds(t *testing.T) {
+	ni := newNodeInfo(v100Node(8),
+		gpuPod("a", 0, 0, 300, withIndices("0")),
+		gpuPod("b", 0, 0, 200, withIndices("0")),
+		gpuPod("c", 0, 2, 0, withIndices("1,2")),
+		newPod("cpu", withContainer(res(1000, 0, 0))))
+	got := NewLedger().Node(testLogger(t), ni).Kinds
+	if diff := cmp.Diff(map[int]int{0: 2, 2: 1}, got); diff != "" {
+		t.Errorf("kinds (-want +got):\n%s", diff)
 	}
 }

@@ -25,7 +25,13 @@ type Node struct {
 	// Unattributed counts pods holding GPUs of this node without saying
 	// which (bound by another scheduler): the ledger placed them itself.
 	Unattributed int
+	// Kinds counts the node's GPU pods by kind: 0 for shares of one GPU,
+	// k for pods of k whole GPUs.
+	Kinds map[int]int
 }
+
+// kind is the Kinds key of a GPU request.
+func kind(r Request) int { return r.GPUs }
 
 // Idle is the node's unallocated milli-GPU.
 func (n *Node) Idle() int64 {

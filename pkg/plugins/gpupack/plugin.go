@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -35,6 +36,10 @@ type GPUPack struct {
 
 	bindOnce sync.Once
 	binds    bool // GPUPack is the profile's first Bind plugin
+
+	// The largest node's allocatable CPU and milli-GPU seen (PreScore is
+	// sequential; atomics keep the race detector's view simple).
+	maxCPU, maxGPUMilli atomic.Int64
 }
 
 var (
@@ -119,6 +124,7 @@ const stateKey fwk.StateKey = Name
 // extension points.
 type cycleState struct {
 	req     Request
+	reasons *reasons
 	cluster *Cluster
 
 	mu     sync.Mutex
@@ -151,7 +157,7 @@ func (p *GPUPack) PreFilter(ctx context.Context, state fwk.CycleState, pod *core
 		return nil, fwk.NewStatus(fwk.UnschedulableAndUnresolvable, err.Error())
 	}
 	p.workload.ObservePod(pod.UID, r)
-	state.Write(stateKey, &cycleState{req: r, choice: map[string][]int{}})
+	state.Write(stateKey, &cycleState{req: r, reasons: newReasons(r), choice: map[string][]int{}})
 	if !r.WantsGPU() {
 		return nil, fwk.NewStatus(fwk.Skip)
 	}
@@ -170,7 +176,7 @@ func (p *GPUPack) Filter(ctx context.Context, state fwk.CycleState, pod *corev1.
 		return st
 	}
 	n := p.ledger.Node(klog.FromContext(ctx), ni)
-	return fitStatus(n, s.req)
+	return s.reasons.status(n)
 }
 
 // PreScore gathers what the strategy needs beyond each node.
@@ -180,17 +186,18 @@ func (p *GPUPack) PreScore(ctx context.Context, state fwk.CycleState, pod *corev
 		return st
 	}
 	c := &Cluster{Typical: p.workload.Typical()}
-	all := nodes
-	if p.handle != nil && p.handle.SnapshotSharedLister() != nil {
-		if l, err := p.handle.SnapshotSharedLister().NodeInfos().List(); err == nil {
-			all = l
+	// The largest node's CPU and GPUs, over every node scored so far: a
+	// scale for the strategies that weigh what is left on a node.
+	for _, ni := range nodes {
+		a := ni.GetAllocatable()
+		if cpu := a.GetMilliCPU(); cpu > p.maxCPU.Load() {
+			p.maxCPU.Store(cpu)
+		}
+		if g := gpuCount(a) * MilliPerGPU; g > p.maxGPUMilli.Load() {
+			p.maxGPUMilli.Store(g)
 		}
 	}
-	for _, ni := range all {
-		a := ni.GetAllocatable()
-		c.MaxCPU = max(c.MaxCPU, a.GetMilliCPU())
-		c.MaxGPUMilli = max(c.MaxGPUMilli, gpuCount(a)*MilliPerGPU)
-	}
+	c.MaxCPU, c.MaxGPUMilli = p.maxCPU.Load(), p.maxGPUMilli.Load()
 	s.cluster = c
 	return nil
 }

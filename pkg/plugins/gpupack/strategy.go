@@ -14,8 +14,11 @@ const (
 	StrategyGPUFleet = "GPUFleet"
 )
 
-// Strategies lists the strategy names the args accept.
-var Strategies = []string{StrategyGPUFleet, StrategyFGD, StrategyBestFit, StrategySpread}
+// Strategies lists the strategy names the args accept: gpufleet's own,
+// FGD, the usual bin-packing and spreading, and the FGD paper's other
+// baselines (for the trace simulator's comparisons).
+var Strategies = []string{StrategyGPUFleet, StrategyFGD, StrategyBestFit, StrategySpread,
+	StrategyRandom, StrategyDotProduct, StrategyGPUPacking, StrategyGPUClustering}
 
 // MaxScore is the framework's highest node score.
 const MaxScore = 100
@@ -51,6 +54,14 @@ func NewStrategy(name string) (Strategy, error) {
 		return spread{}, nil
 	case StrategyGPUFleet:
 		return gpuFleet{}, nil
+	case StrategyRandom:
+		return randomPolicy{}, nil
+	case StrategyDotProduct:
+		return dotProduct{}, nil
+	case StrategyGPUPacking:
+		return gpuPacking{}, nil
+	case StrategyGPUClustering:
+		return gpuClustering{}, nil
 	}
 	return nil, fmt.Errorf("unknown strategy %q: use one of %v", name, Strategies)
 }

@@ -134,7 +134,7 @@ func TestNewStrategy(t *testing.T) {
 			}
 		})
 	}
-	if diff := cmp.Diff([]string{"GPUFleet", "FGD", "BestFit", "Spread"}, Strategies); diff != "" {
+	if diff := cmp.Diff([]string{"GPUFleet", "FGD", "BestFit", "Spread", "Random", "DotProduct", "GPUPacking", "GPUClustering"}, Strategies); diff != "" {
 		t.Errorf("Strategies mismatch (-want +got):\n%s", diff)
 	}
 

@@ -51,7 +51,16 @@ type Workload struct {
 	next    int
 	counts  map[shapeKey]int
 	changed bool
+	frozen  bool
 	typical []TypicalPod
+}
+
+// Freeze stops learning: the typical pods stay what they are now (the
+// simulator fixes them from the trace, as the FGD paper does).
+func (w *Workload) Freeze() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.frozen = true
 }
 
 // NewWorkload remembers the last window pods and keeps the shapes covering
@@ -85,6 +94,9 @@ func (w *Workload) Observe(r Request) {
 	k := keyOf(r)
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.frozen {
+		return
+	}
 	if len(w.ring) < w.window {
 		w.ring = append(w.ring, k)
 	} else {
@@ -121,7 +133,7 @@ func (w *Workload) Typical() []TypicalPod {
 	// Most frequent first; equal counts: larger shapes first, so the order
 	// never depends on map iteration.
 	slices.SortFunc(all, func(a, b kc) int {
-		return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(b.k.cpu, a.k.cpu), cmp.Compare(b.k.milli, a.k.milli),
+		return cmp.Or(cmp.Compare(b.n, a.n), cmp.Compare(b.k.cpu, a.k.cpu), cmp.Compare(b.k.request().PerGPU(), a.k.request().PerGPU()),
 			cmp.Compare(b.k.gpus, a.k.gpus), cmp.Compare(b.k.models, a.k.models))
 	})
 	kept, cum := 0, 0

@@ -111,7 +111,7 @@ func TestWorkloadObservePodDedupesByUID(t *testing.T) {
 		w.ObservePod("retried", wholeGPU(2))
 	}
 	w.ObservePod("other", share(500))
-	want := []TypicalPod{{Request: share(500), Weight: 0.5}, {Request: wholeGPU(2), Weight: 0.5}}
+	want := []TypicalPod{{Request: wholeGPU(2), Weight: 0.5}, {Request: share(500), Weight: 0.5}}
 	if diff := cmp.Diff(want, w.Typical(), equateWeights, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("Typical() mismatch (-want +got):\n%s", diff)
 	}
@@ -127,16 +127,17 @@ func TestWorkloadObservePodDedupesByUID(t *testing.T) {
 }
 
 func TestWorkloadTieOrderIsDeterministic(t *testing.T) {
-	// Equal counts: larger CPU first, then larger share, then more GPUs,
-	// then models in reverse lexical order.
+	// Equal counts: larger CPU first, then larger share of each GPU (a
+	// whole GPU is 1000), then more GPUs, then models in reverse lexical
+	// order (the FGD paper's simulator orders them so).
 	want := []Request{
 		{CPU: 4000},
-		{CPU: 1000, Milli: 700},
-		{CPU: 1000, Milli: 300},
 		{CPU: 1000, GPUs: 2},
 		{CPU: 1000, GPUs: 1, Models: []string{"V100M16", "V100M32"}},
 		{CPU: 1000, GPUs: 1, Models: []string{"T4"}},
 		{CPU: 1000, GPUs: 1},
+		{CPU: 1000, Milli: 700},
+		{CPU: 1000, Milli: 300},
 	}
 	for i := range 20 { // map iteration order differs from run to run
 		w := NewWorkload(100, 100)
