@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -146,6 +148,9 @@ func NewScheduler(ctx context.Context, nodes []Node, strategy string, typical []
 	if err != nil {
 		return nil, err
 	}
+	// The snapshot lists nodes in map order; ranks follow names, so a seed
+	// always gives the same tie-breaks.
+	slices.SortFunc(s.nodes, func(a, b fwk.NodeInfo) int { return strings.Compare(a.Node().Name, b.Node().Name) })
 	for i, p := range rng.Perm(len(s.nodes)) {
 		s.rank[s.nodes[i].Node().Name] = p
 	}

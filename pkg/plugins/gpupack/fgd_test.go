@@ -47,20 +47,16 @@ func TestFGD(t *testing.T) {
 }
 
 func TestGPUFleet(t *testing.T) {
-	raw := func(decreaseMicro, packed int64) int64 { return decreaseMicro<<packBits | packed }
 	runStrategyCases(t, StrategyGPUFleet, []strategyCase{
-		// As FGD: the GPU that keeps 500-milli capacity.
-		{name: "share where 500-milli pods still fit", cluster: halfGPUs, node: gpuNode(600, 1000), r: share(400), wantScore: raw(0, 800*65535/2000), wantGPUs: []int{1}},
-		{name: "share that fills a fragment", cluster: wholeGPUs, node: gpuNode(500, 1000), r: share(500), wantScore: raw(500_000, 1000*65535/2000), wantGPUs: []int{0}},
-		// Growth 20 and 15 milli-GPU, exactly.
-		{name: "growth 20", cluster: mostlySmall, node: gpuNode(600, 0, 0), r: share(400), wantScore: raw(-20_000, 2800*65535/3000), wantGPUs: []int{0}},
-		{name: "growth 15", cluster: mostlySmall, node: gpuNode(550), r: share(400), wantScore: raw(-15_000, 850*65535/1000), wantGPUs: []int{0}},
-		// Equal growth on every GPU: the fullest that holds the share,
-		// so whole GPUs stay whole (FGD takes GPU 0).
-		{name: "equal growth packs the fuller GPU", cluster: anything, node: gpuNode(1000, 700, 800), r: share(300), wantScore: raw(300_000, 800*65535/3000), wantGPUs: []int{1}},
-		{name: "whole GPUs", cluster: halfGPUs, node: gpuNode(1000, 1000, 0, 0), r: wholeGPU(1), wantScore: raw(0, 3000*65535/4000), wantGPUs: []int{0}},
-		// Without GPUs, packing is by CPU: 65535 - 12000/32000 x 65535.
-		{name: "CPU-only pod on a node without GPUs", cluster: &Cluster{MaxCPU: 32000}, node: &Node{CPUFree: 16000}, r: cpuOnly(4000), wantScore: raw(0, 65535-12000*65535/32000), wantGPUs: nil},
+		// Node scores as FGD's.
+		{name: "share where 500-milli pods still fit", cluster: halfGPUs, node: gpuNode(600, 1000), r: share(400), wantScore: 50, wantGPUs: []int{1}},
+		{name: "share that fills a fragment", cluster: wholeGPUs, node: gpuNode(500, 1000), r: share(500), wantScore: 62, wantGPUs: []int{0}},
+		{name: "growth 20", cluster: mostlySmall, node: gpuNode(600, 0, 0), r: share(400), wantScore: 49, wantGPUs: []int{0}},
+		// Equal scores on every GPU: the fullest that holds the share, so
+		// whole GPUs stay whole (FGD takes GPU 0).
+		{name: "equal scores pack the fuller GPU", cluster: anything, node: gpuNode(1000, 700, 800), r: share(300), wantScore: 57, wantGPUs: []int{1}},
+		{name: "whole GPUs", cluster: halfGPUs, node: gpuNode(1000, 1000, 0, 0), r: wholeGPU(1), wantScore: 50, wantGPUs: []int{0}},
+		{name: "CPU-only pod on a node without GPUs", cluster: &Cluster{MaxCPU: 32000}, node: &Node{CPUFree: 16000}, r: cpuOnly(4000), wantScore: 50, wantGPUs: nil},
 	})
 }
 
@@ -110,18 +106,19 @@ func TestStrategiesChooseNodes(t *testing.T) {
 			want:    map[string]string{StrategyBestFit: "600-free", StrategyFGD: "idle", StrategyGPUFleet: "idle", StrategySpread: "idle"},
 		},
 		{
+			// Both truncate to 49: a tie the scheduler breaks at random.
 			name:    "growth differing by less than FGD resolves",
 			cluster: mostlySmall,
 			r:       share(400),
 			nodes:   map[string]*Node{"grows-20": gpuNode(600, 0, 0), "grows-15": gpuNode(550)},
-			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "grows-15"},
+			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: ""},
 		},
 		{
 			name:    "equal growth: the fuller node",
 			cluster: halfGPUs,
 			r:       wholeGPU(1),
 			nodes:   map[string]*Node{"half-used": gpuNode(1000, 1000, 0, 0), "idle": gpuNode(1000, 1000, 1000, 1000)},
-			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "half-used", StrategyBestFit: "half-used", StrategySpread: "idle"},
+			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "", StrategyBestFit: "half-used", StrategySpread: "idle"},
 		},
 	}
 	for _, tt := range tests {

@@ -43,12 +43,12 @@ func TestNormalizeRank(t *testing.T) {
 		want   []int64
 	}{
 		{name: "none", scores: nil, want: nil},
-		{name: "one", scores: []int64{-5 << packBits}, want: []int64{100}},
+		{name: "one", scores: []int64{-5 << 16}, want: []int64{100}},
 		{name: "equal raw scores score equal", scores: []int64{5, 3, 5, 1}, want: []int64{100, 99, 100, 98}},
 		{name: "rank, not distance", scores: []int64{1 << 40, 1, 0}, want: []int64{100, 99, 98}},
 		{name: "negative raw scores", scores: []int64{-5, -1_000_000, 7}, want: []int64{99, 98, 100}},
 	}
-	s, err := NewStrategy(StrategyGPUFleet)
+	s, err := NewStrategy(StrategyRandom)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,46 +155,35 @@ func (fgd) Normalize([]int64) {}
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-// gpuFleet is gpufleet's own strategy. Like FGD it places a pod where the
-// workload's expected fragmentation grows least, but it compares the exact
-// growth instead of a truncated sigmoid (FGD's 0..100 integers tie nodes
-// whose growth differs by up to 40 milli-GPU and then choose among them at
-// random), and among equal growth it packs: the node left with the least
-// idle GPU wins, so partly used nodes fill before empty ones are opened.
-// Scores are normalized by rank, which keeps that whole order for the best
-// MaxScore nodes.
+// gpuFleet is gpufleet's own strategy. Nodes are scored as FGD scores them
+// (the growth of the workload's expected fragmentation through a sigmoid,
+// 0..100), which the trace simulator shows to be the better node ranking:
+// finer rankings (the exact growth, or growth then packing) stranded 1 to 2
+// % more GPUs on the Alibaba trace, because FGD's coarse scores let the
+// scheduler's random choice among equal nodes spread pods over nodes that
+// are all good enough. Within a node, a share goes to the GPU with the best
+// score and, among GPUs that score the same, to the fullest one (FGD takes
+// the lowest index): free GPUs stay whole for whole-GPU and large-share
+// pods. Whole GPUs go to the best NVLink-connected set.
 type gpuFleet struct{}
 
 func (gpuFleet) Name() string { return StrategyGPUFleet }
 
-// Raw scores: fragmentation decrease in micro-GPU, then allocated share of
-// the node after placement in 1/65536.
-const packBits = 16
-
 func (gpuFleet) Score(c *Cluster, n *Node, r Request) (int64, []int) {
 	fi := newFragIndex(n, c.Typical)
 	before := fi.value()
-	idle, capacity := n.Idle(), n.Capacity()
-	raw := func(gpus []int) int64 {
-		delta := before - fi.after(n, r, gpus)
-		var packed int64
-		if capacity > 0 {
-			packed = (capacity - idle + int64(len(gpus))*r.PerGPU()) * (1<<packBits - 1) / capacity
-		} else {
-			packed = (1<<packBits - 1) - max(n.CPUFree-r.CPU, 0)*(1<<packBits-1)/max(c.MaxCPU, 1)
-		}
-		return int64(math.Round(delta*1000))<<packBits | packed
+	score := func(gpus []int) int64 {
+		return int64(sigmoid((before-fi.after(n, r, gpus))/MilliPerGPU) * MaxScore)
 	}
 	if r.GPUs == 0 && r.Milli > 0 {
-		best, bestGPU := int64(math.MinInt64), -1
+		best, bestGPU := int64(-1), -1
 		one := []int{0}
 		for g, f := range n.Free {
 			if f < r.Milli {
 				continue
 			}
 			one[0] = g
-			// Equal scores: the fuller GPU, so empty GPUs stay whole.
-			if s := raw(one); s > best || s == best && f < n.Free[bestGPU] {
+			if s := score(one); s > best || s == best && f < n.Free[bestGPU] {
 				best, bestGPU = s, g
 			}
 		}
@@ -204,10 +193,10 @@ func (gpuFleet) Score(c *Cluster, n *Node, r Request) (int64, []int) {
 		return best, []int{bestGPU}
 	}
 	gpus := packGPUs(n, r)
-	return raw(gpus), gpus
+	return score(gpus), gpus
 }
 
-func (gpuFleet) Normalize(scores []int64) { rank(scores) }
+func (gpuFleet) Normalize([]int64) {}
 
 // minMax maps scores linearly onto 0..MaxScore (all MaxScore if equal).
 func minMax(scores []int64) {
