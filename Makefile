@@ -86,6 +86,14 @@ bench-inference: build ## inference-server, CPU backend, saturating load: batchi
 bench-scheduler: tools ## Scheduling throughput on a real control plane, gpufleet profile vs NodeResourcesFit MostAllocated (1000 nodes x 8 GPUs, 10000 pods).
 	$(GO) run ./hack/bench-scheduler --nodes $${BENCH_NODES:-1000} --pods $${BENCH_PODS:-10000} --reps $${BENCH_REPS:-3}
 
+.PHONY: bench-sim
+bench-sim: build ## gpusim on the default openb trace, seed 42: bestfit, fgd and gpufleet allocation at 130 % arrived, and gpufleet's run time.
+	$(GO) run ./hack/bench-sim --gpusim $(BIN)/gpusim
+
+.PHONY: sim-paper
+sim-paper: ## gpusim vs the FGD paper: mean over seeds 42..51 on the five openb pod lists (long: about 25 min on 2 cores).
+	$(GO) run ./hack/sim-paper --pods $${SIM_PODS:-default,cpu050,gpushare40,gpuspec10,multigpu20} --policies $${SIM_POLICIES:-bestfit,fgd,gpufleet}
+
 .PHONY: test-gpu
 test-gpu: ## Tests that need a GPU and the CUDA libraries (make test-gpu on a GPU machine; not part of make test).
 	$(GO) test -tags gpu -count=1 -v ./pkg/inference/backend/cuda/
