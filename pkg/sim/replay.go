@@ -55,10 +55,12 @@ type departure struct {
 
 type departures []departure
 
-func (d departures) Len() int           { return len(d) }
-func (d departures) Less(i, j int) bool { return d[i].at < d[j].at || d[i].at == d[j].at && d[i].pod < d[j].pod }
-func (d departures) Swap(i, j int)      { d[i], d[j] = d[j], d[i] }
-func (d *departures) Push(x any)        { *d = append(*d, x.(departure)) }
+func (d departures) Len() int { return len(d) }
+func (d departures) Less(i, j int) bool {
+	return d[i].at < d[j].at || d[i].at == d[j].at && d[i].pod < d[j].pod
+}
+func (d departures) Swap(i, j int) { d[i], d[j] = d[j], d[i] }
+func (d *departures) Push(x any)   { *d = append(*d, x.(departure)) }
 func (d *departures) Pop() any {
 	old := *d
 	x := old[len(old)-1]
