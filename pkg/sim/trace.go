@@ -127,6 +127,15 @@ func (t *table) int(col string, optional bool) (int64, error) {
 	return n, nil
 }
 
+// cpuMemory reads the cpu_milli and memory_mib columns.
+func (t *table) cpuMemory() (cpu, memory int64, err error) {
+	if cpu, err = t.int("cpu_milli", false); err != nil {
+		return 0, 0, err
+	}
+	memory, err = t.int("memory_mib", false)
+	return cpu, memory, err
+}
+
 // ReadNodes reads a node list: columns sn (or name), cpu_milli, memory_mib,
 // gpu, model, and optionally count (the row stands for count identical
 // nodes, named name-0, name-1, ...).
@@ -151,10 +160,7 @@ func ReadNodes(path string, rd io.Reader) ([]Node, error) {
 		if n.Name == "" {
 			return nil, t.errorf(nameCol, "node name is empty")
 		}
-		if n.CPUMilli, err = t.int("cpu_milli", false); err != nil {
-			return nil, err
-		}
-		if n.MemoryMiB, err = t.int("memory_mib", false); err != nil {
+		if n.CPUMilli, n.MemoryMiB, err = t.cpuMemory(); err != nil {
 			return nil, err
 		}
 		gpus, err := t.int("gpu", false)
@@ -216,10 +222,7 @@ func ReadPods(path string, rd io.Reader) ([]Pod, error) {
 			return nil, t.errorf("name", "pod %q already defined on line %d", p.Name, prev)
 		}
 		seen[p.Name] = t.line
-		if p.CPUMilli, err = t.int("cpu_milli", false); err != nil {
-			return nil, err
-		}
-		if p.MemoryMiB, err = t.int("memory_mib", false); err != nil {
+		if p.CPUMilli, p.MemoryMiB, err = t.cpuMemory(); err != nil {
 			return nil, err
 		}
 		gpus, err := t.int("num_gpu", false)

@@ -125,12 +125,20 @@ type fgd struct{}
 func (fgd) Name() string { return StrategyFGD }
 
 func (fgd) Score(c *Cluster, n *Node, r Request) (int64, []int) {
+	return fragmentationScore(c, n, r, false)
+}
+
+// fragmentationScore is FGD's score of placing r on n: sigmoid(decrease of
+// the expected fragmentation in GPUs) x 100, truncated. A share tries every
+// GPU that holds it and keeps the best; among equal scores the lowest index,
+// or with fuller the GPU with the least free share.
+func fragmentationScore(c *Cluster, n *Node, r Request, fuller bool) (int64, []int) {
 	fi := newFragIndex(n, c.Typical)
 	before := fi.value()
 	score := func(gpus []int) int64 {
 		return int64(sigmoid((before-fi.after(n, r, gpus))/MilliPerGPU) * MaxScore)
 	}
-	if r.GPUs == 0 && r.Milli > 0 && r.Milli < MilliPerGPU {
+	if r.GPUs == 0 && r.Milli > 0 {
 		best, bestGPU := int64(-1), -1
 		one := []int{0}
 		for g, f := range n.Free {
@@ -138,7 +146,7 @@ func (fgd) Score(c *Cluster, n *Node, r Request) (int64, []int) {
 				continue
 			}
 			one[0] = g
-			if s := score(one); s > best {
+			if s := score(one); s > best || fuller && s == best && f < n.Free[bestGPU] {
 				best, bestGPU = s, g
 			}
 		}
@@ -170,30 +178,7 @@ type gpuFleet struct{}
 func (gpuFleet) Name() string { return StrategyGPUFleet }
 
 func (gpuFleet) Score(c *Cluster, n *Node, r Request) (int64, []int) {
-	fi := newFragIndex(n, c.Typical)
-	before := fi.value()
-	score := func(gpus []int) int64 {
-		return int64(sigmoid((before-fi.after(n, r, gpus))/MilliPerGPU) * MaxScore)
-	}
-	if r.GPUs == 0 && r.Milli > 0 {
-		best, bestGPU := int64(-1), -1
-		one := []int{0}
-		for g, f := range n.Free {
-			if f < r.Milli {
-				continue
-			}
-			one[0] = g
-			if s := score(one); s > best || s == best && f < n.Free[bestGPU] {
-				best, bestGPU = s, g
-			}
-		}
-		if bestGPU < 0 {
-			return 0, nil
-		}
-		return best, []int{bestGPU}
-	}
-	gpus := packGPUs(n, r)
-	return score(gpus), gpus
+	return fragmentationScore(c, n, r, true)
 }
 
 func (gpuFleet) Normalize([]int64) {}
