@@ -19,8 +19,9 @@ func PlotAllocation(path, title string, results []*Result) error {
 	p.Y.Label.Text = "GPUs allocated (%)"
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = 0, GridPoints-1, 0, 100
 	p.Add(plotter.NewGrid())
-	p.Legend.Top, p.Legend.Left = false, false
-	p.Legend.YOffs = vg.Points(-60)
+	// The curves run from bottom left to top right: the top left is free.
+	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.XOffs, p.Legend.YOffs = vg.Points(10), vg.Points(-10)
 
 	ideal := plotter.XYs{{X: 0, Y: 0}, {X: 100, Y: 100}, {X: GridPoints - 1, Y: 100}}
 	line, err := plotter.NewLine(ideal)
