@@ -127,13 +127,23 @@ func (t *table) int(col string, optional bool) (int64, error) {
 	return n, nil
 }
 
-// cpuMemory reads the cpu_milli and memory_mib columns.
-func (t *table) cpuMemory() (cpu, memory int64, err error) {
+// resources reads the cpu_milli and memory_mib columns and the GPU count
+// from gpuCol.
+func (t *table) resources(gpuCol string) (cpu, memory int64, gpus int, err error) {
 	if cpu, err = t.int("cpu_milli", false); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	memory, err = t.int("memory_mib", false)
-	return cpu, memory, err
+	if memory, err = t.int("memory_mib", false); err != nil {
+		return 0, 0, 0, err
+	}
+	n, err := t.int(gpuCol, false)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if n > 1024 {
+		return 0, 0, 0, t.errorf(gpuCol, "%d GPUs is not plausible (at most 1024)", n)
+	}
+	return cpu, memory, int(n), nil
 }
 
 // ReadNodes reads a node list: columns sn (or name), cpu_milli, memory_mib,
@@ -160,17 +170,9 @@ func ReadNodes(path string, rd io.Reader) ([]Node, error) {
 		if n.Name == "" {
 			return nil, t.errorf(nameCol, "node name is empty")
 		}
-		if n.CPUMilli, n.MemoryMiB, err = t.cpuMemory(); err != nil {
+		if n.CPUMilli, n.MemoryMiB, n.GPUs, err = t.resources("gpu"); err != nil {
 			return nil, err
 		}
-		gpus, err := t.int("gpu", false)
-		if err != nil {
-			return nil, err
-		}
-		if gpus > 1024 {
-			return nil, t.errorf("gpu", "%d GPUs on one node is not plausible", gpus)
-		}
-		n.GPUs = int(gpus)
 		if n.GPUs > 0 && n.Model == "" {
 			return nil, t.errorf("model", "a node with GPUs needs its GPU model (e.g. V100M16)")
 		}
@@ -222,17 +224,9 @@ func ReadPods(path string, rd io.Reader) ([]Pod, error) {
 			return nil, t.errorf("name", "pod %q already defined on line %d", p.Name, prev)
 		}
 		seen[p.Name] = t.line
-		if p.CPUMilli, p.MemoryMiB, err = t.cpuMemory(); err != nil {
+		if p.CPUMilli, p.MemoryMiB, p.GPUs, err = t.resources("num_gpu"); err != nil {
 			return nil, err
 		}
-		gpus, err := t.int("num_gpu", false)
-		if err != nil {
-			return nil, err
-		}
-		if gpus > 1024 {
-			return nil, t.errorf("num_gpu", "%d GPUs for one pod is not plausible", gpus)
-		}
-		p.GPUs = int(gpus)
 		if p.GPUMilli, err = t.int("gpu_milli", false); err != nil {
 			return nil, err
 		}
