@@ -1,6 +1,16 @@
 package scrape
 
-import "time"
+import (
+	"time"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Selector selects series by their labels; labels.Selector implements it.
+// A nil Selector selects every series.
+type Selector interface {
+	Matches(labels.Labels) bool
+}
 
 // Value is the answer to a query.
 type Value struct {
@@ -11,12 +21,14 @@ type Value struct {
 	// Window is the time actually covered, newest minus oldest sample used;
 	// zero for Gauge.
 	Window time.Duration
+	// Series is how many series were summed (for a mean, divide by it).
+	Series int
 }
 
 // Gauge returns the sum, at the target's latest scrape, of the series of
-// metric whose labels match every pair of match. It has no value for an
+// metric whose labels match sel (see matches). It has no value for an
 // unknown or stale target, or when no series matches.
-func (s *Store) Gauge(key, metric string, match map[string]string) (Value, bool) {
+func (s *Store) Gauge(key, metric string, sel Selector) (Value, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	td, ok := s.fresh(key)
@@ -24,17 +36,17 @@ func (s *Store) Gauge(key, metric string, match map[string]string) (Value, bool)
 		return Value{}, false
 	}
 	var sum float64
-	found := false
+	n := 0
 	for _, sr := range td.byMetric[metric] {
-		if last := sr.newest(); last.t == td.lastSuccess && matches(sr, td.target.Labels, match) {
+		if last := sr.newest(); last.t == td.lastSuccess && matches(sr, td.target.Labels, sel) {
 			sum += last.v
-			found = true
+			n++
 		}
 	}
-	if !found {
+	if n == 0 {
 		return Value{}, false
 	}
-	return Value{Value: sum, Timestamp: time.Unix(0, td.lastSuccess)}, true
+	return Value{Value: sum, Timestamp: time.Unix(0, td.lastSuccess), Series: n}, true
 }
 
 // Rate returns the per-second increase of counter metric, summed over the
@@ -45,7 +57,7 @@ func (s *Store) Gauge(key, metric string, match map[string]string) (Value, bool)
 // so the increase across it is the new value. A series needs two samples in
 // the window and must be present in the latest scrape; gauges never match.
 // There is no value when no series qualifies or the target is stale.
-func (s *Store) Rate(key, metric string, match map[string]string, window time.Duration) (Value, bool) {
+func (s *Store) Rate(key, metric string, sel Selector, window time.Duration) (Value, bool) {
 	if window <= 0 {
 		window = s.window
 	}
@@ -58,9 +70,9 @@ func (s *Store) Rate(key, metric string, match map[string]string, window time.Du
 	start := td.lastSuccess - window.Nanoseconds()
 	var sum float64
 	oldest := td.lastSuccess
-	found := false
+	n := 0
 	for _, sr := range td.byMetric[metric] {
-		if sr.newest().t != td.lastSuccess || !matches(sr, td.target.Labels, match) {
+		if sr.newest().t != td.lastSuccess || !matches(sr, td.target.Labels, sel) {
 			continue
 		}
 		r, first, ok := seriesRate(sr, start)
@@ -69,15 +81,16 @@ func (s *Store) Rate(key, metric string, match map[string]string, window time.Du
 		}
 		sum += r
 		oldest = min(oldest, first)
-		found = true
+		n++
 	}
-	if !found {
+	if n == 0 {
 		return Value{}, false
 	}
 	return Value{
 		Value:     sum,
 		Timestamp: time.Unix(0, td.lastSuccess),
 		Window:    time.Duration(td.lastSuccess - oldest),
+		Series:    n,
 	}, true
 }
 
@@ -112,19 +125,34 @@ func seriesRate(sr *series, start int64) (rate float64, first int64, ok bool) {
 	return inc / time.Duration(prev.t-first).Seconds(), first, true
 }
 
-// matches reports whether every pair of match equals the series label of
-// that name or, where the series has no such label, the target label.
-func matches(sr *series, targetLabels, match map[string]string) bool {
-	for name, want := range match {
-		got, ok := seriesLabel(sr.labels, name)
-		if !ok {
-			got, ok = targetLabels[name]
-		}
-		if !ok || got != want {
-			return false
-		}
+// matches reports whether sel selects the series. sel sees the series'
+// labels and, for a name the series lacks, the target's label of that name.
+func matches(sr *series, targetLabels map[string]string, sel Selector) bool {
+	return sel == nil || sel.Matches(seriesView{sr.labels, targetLabels})
+}
+
+// seriesView is a series' labels over its target's, as labels.Labels.
+type seriesView struct {
+	own    []labelPair
+	target map[string]string
+}
+
+func (v seriesView) Lookup(name string) (string, bool) {
+	if val, ok := seriesLabel(v.own, name); ok {
+		return val, true
 	}
-	return true
+	val, ok := v.target[name]
+	return val, ok
+}
+
+func (v seriesView) Has(name string) bool {
+	_, ok := v.Lookup(name)
+	return ok
+}
+
+func (v seriesView) Get(name string) string {
+	val, _ := v.Lookup(name)
+	return val
 }
 
 func seriesLabel(ls []labelPair, name string) (string, bool) {

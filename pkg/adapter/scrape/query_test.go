@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 func at(sec float64) time.Time { return t0.Add(time.Duration(sec * float64(time.Second))) }
@@ -31,10 +32,10 @@ func TestQueries(t *testing.T) {
 	}
 	type query func(st *Store) (Value, bool)
 	rate := func(metric string, match map[string]string, w time.Duration) query {
-		return func(st *Store) (Value, bool) { return st.Rate("ns/p", metric, match, w) }
+		return func(st *Store) (Value, bool) { return st.Rate("ns/p", metric, selectorOf(match), w) }
 	}
 	gauge := func(metric string, match map[string]string) query {
-		return func(st *Store) (Value, bool) { return st.Gauge("ns/p", metric, match) }
+		return func(st *Store) (Value, bool) { return st.Gauge("ns/p", metric, selectorOf(match)) }
 	}
 	tests := []struct {
 		name        string
@@ -49,25 +50,25 @@ func TestQueries(t *testing.T) {
 			name:   "steady counter",
 			bodies: counter("0", "4", "8", "12"),
 			query:  rate("c_total", nil, 0),
-			want:   Value{Value: 4, Timestamp: at(3), Window: 3 * time.Second}, wantOK: true,
+			want:   Value{Value: 4, Timestamp: at(3), Window: 3 * time.Second, Series: 1}, wantOK: true,
 		},
 		{
 			name:   "counter reset counts the new value",
 			bodies: counter("100", "110", "5", "15"),
 			query:  rate("c_total", nil, 0),
-			want:   Value{Value: 25.0 / 3, Timestamp: at(3), Window: 3 * time.Second}, wantOK: true,
+			want:   Value{Value: 25.0 / 3, Timestamp: at(3), Window: 3 * time.Second, Series: 1}, wantOK: true,
 		},
 		{
 			name:   "window limits the samples used",
 			bodies: counter("0", "1", "100", "110", "130"),
 			query:  rate("c_total", nil, 2*time.Second),
-			want:   Value{Value: 15, Timestamp: at(4), Window: 2 * time.Second}, wantOK: true,
+			want:   Value{Value: 15, Timestamp: at(4), Window: 2 * time.Second, Series: 1}, wantOK: true,
 		},
 		{
 			name:   "window longer than history uses what there is",
 			bodies: counter("0", "10"),
 			query:  rate("c_total", nil, time.Minute),
-			want:   Value{Value: 10, Timestamp: at(1), Window: time.Second}, wantOK: true,
+			want:   Value{Value: 10, Timestamp: at(1), Window: time.Second, Series: 1}, wantOK: true,
 		},
 		{
 			name:   "one sample has no rate",
@@ -78,19 +79,19 @@ func TestQueries(t *testing.T) {
 			name:   "counter read as gauge is its current value",
 			bodies: counter("7", "9"),
 			query:  gauge("c_total", nil),
-			want:   Value{Value: 9, Timestamp: at(1)}, wantOK: true,
+			want:   Value{Value: 9, Timestamp: at(1), Series: 1}, wantOK: true,
 		},
 		{
 			name:   "rate sums over series",
 			bodies: []string{codes(0, 0), codes(10, 1), codes(20, 2)},
 			query:  rate("inference_requests_total", nil, 0),
-			want:   Value{Value: 11, Timestamp: at(2), Window: 2 * time.Second}, wantOK: true,
+			want:   Value{Value: 11, Timestamp: at(2), Window: 2 * time.Second, Series: 2}, wantOK: true,
 		},
 		{
 			name:   "rate of matching series only",
 			bodies: []string{codes(0, 0), codes(10, 1), codes(20, 2)},
 			query:  rate("inference_requests_total", map[string]string{"code": "500", "model": "m"}, 0),
-			want:   Value{Value: 1, Timestamp: at(2), Window: 2 * time.Second}, wantOK: true,
+			want:   Value{Value: 1, Timestamp: at(2), Window: 2 * time.Second, Series: 1}, wantOK: true,
 		},
 		{
 			name:   "no series matches",
@@ -107,19 +108,19 @@ func TestQueries(t *testing.T) {
 			labels: map[string]string{"pod": "p", "code": "ignored"},
 			bodies: []string{codes(0, 0), codes(10, 1)},
 			query:  rate("inference_requests_total", map[string]string{"pod": "p", "code": "200"}, 0),
-			want:   Value{Value: 10, Timestamp: at(1), Window: time.Second}, wantOK: true,
+			want:   Value{Value: 10, Timestamp: at(1), Window: time.Second, Series: 1}, wantOK: true,
 		},
 		{
 			name:   "gauge sums over series",
 			bodies: []string{codes(3, 0), codes(4, 0)},
 			query:  gauge("queue_depth", nil),
-			want:   Value{Value: 6.5, Timestamp: at(1)}, wantOK: true,
+			want:   Value{Value: 6.5, Timestamp: at(1), Series: 2}, wantOK: true,
 		},
 		{
 			name:   "gauge of one series",
 			bodies: []string{codes(3, 0), codes(4, 0)},
 			query:  gauge("queue_depth", map[string]string{"queue": "a"}),
-			want:   Value{Value: 4, Timestamp: at(1)}, wantOK: true,
+			want:   Value{Value: 4, Timestamp: at(1), Series: 1}, wantOK: true,
 		},
 		{
 			name:   "gauges have no rate",
@@ -135,7 +136,7 @@ func TestQueries(t *testing.T) {
 			name:   "untyped counts as counter",
 			bodies: []string{"u 1\n", "u 3\n"},
 			query:  rate("u", nil, 0),
-			want:   Value{Value: 2, Timestamp: at(1), Window: time.Second}, wantOK: true,
+			want:   Value{Value: 2, Timestamp: at(1), Window: time.Second, Series: 1}, wantOK: true,
 		},
 		{
 			name:        "openmetrics counter and gauge",
@@ -145,7 +146,7 @@ func TestQueries(t *testing.T) {
 				"# TYPE req counter\nreq_total{code=\"200\"} 16 1700000001.5\nreq_created{code=\"200\"} 1700000000\n# EOF\n",
 			},
 			query: rate("req_total", map[string]string{"code": "200"}, 0),
-			want:  Value{Value: 6, Timestamp: at(1), Window: time.Second}, wantOK: true,
+			want:  Value{Value: 6, Timestamp: at(1), Window: time.Second, Series: 1}, wantOK: true,
 		},
 		{
 			name:        "openmetrics histogram sum and count",
@@ -155,7 +156,7 @@ func TestQueries(t *testing.T) {
 				"# TYPE lat histogram\nlat_bucket{le=\"1\"} 1\nlat_bucket{le=\"+Inf\"} 4\nlat_sum 9\nlat_count 4\nlat_created 5\n# EOF\n",
 			},
 			query: rate("lat_count", nil, 0),
-			want:  Value{Value: 2, Timestamp: at(1), Window: time.Second}, wantOK: true,
+			want:  Value{Value: 2, Timestamp: at(1), Window: time.Second, Series: 1}, wantOK: true,
 		},
 	}
 	for _, tc := range tests {
@@ -186,5 +187,42 @@ func TestQueries(t *testing.T) {
 				t.Errorf("value mismatch (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// selectorOf is the equality selector of match; nil for nil.
+func selectorOf(match map[string]string) Selector {
+	if match == nil {
+		return nil
+	}
+	return labels.SelectorFromSet(match)
+}
+
+func TestSetBasedSelector(t *testing.T) {
+	srv := newExpoServer(t, textType)
+	s := newScraper(t)
+	s.SetTargets([]Target{{Key: "ns/p", URL: srv.URL, Labels: map[string]string{"pod": "p"}}})
+	srv.Set(http.StatusOK, "# TYPE q gauge\nq{model=\"a\"} 1\nq{model=\"b\"} 2\nq{model=\"c\"} 4\n")
+	s.ScrapeOnce(context.Background())
+	for _, tc := range []struct {
+		sel  string
+		want float64
+		ok   bool
+	}{
+		{"model in (a,c)", 5, true},
+		{"model notin (a)", 6, true},
+		{"model!=b,pod=p", 5, true},
+		{"pod", 7, true},
+		{"!model", 0, false},
+		{"pod=other", 0, false},
+	} {
+		sel, err := labels.Parse(tc.sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := s.Store().Gauge("ns/p", "q", sel)
+		if ok != tc.ok || got.Value != tc.want {
+			t.Errorf("Gauge(%q) = %v, %v; want %v, %v", tc.sel, got.Value, ok, tc.want, tc.ok)
+		}
 	}
 }

@@ -37,7 +37,7 @@ func TestMemoryBounds(t *testing.T) {
 			}
 		}
 		got, ok := s.Store().Rate("k", "c_total", nil, 0)
-		want := Value{Value: 3, Timestamp: t0.Add(100 * time.Second), Window: 10 * time.Second}
+		want := Value{Value: 3, Timestamp: t0.Add(100 * time.Second), Window: 10 * time.Second, Series: 1}
 		if diff := cmp.Diff(want, got); !ok || diff != "" {
 			t.Errorf("Rate ok=%v (-want +got):\n%s", ok, diff)
 		}
