@@ -32,8 +32,9 @@ type process struct {
 	waitErr error
 }
 
-// startProcess runs bin with args, output appended to logPath.
-func startProcess(name, bin string, args []string, logPath string) (*process, error) {
+// startProcess runs bin with args, output appended to logPath; env entries
+// are added to this process' environment.
+func startProcess(name, bin string, args []string, logPath string, env ...string) (*process, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -44,7 +45,7 @@ func startProcess(name, bin string, args []string, logPath string) (*process, er
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	cmd.Env = os.Environ()
+	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	p := &process{name: name, cmd: cmd, logPath: logPath, logFile: logFile, done: make(chan struct{})}
 

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
+	adapterapp "github.com/gpufleet/gpufleet/cmd/metrics-adapter/app"
 	"github.com/gpufleet/gpufleet/internal/schedtest"
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 	"github.com/gpufleet/gpufleet/pkg/names"
@@ -29,6 +30,14 @@ import (
 const schedulerConfigEnv = "GPUFLEET_TEST_SCHEDULER_CONFIG"
 
 func TestMain(m *testing.M) {
+	if args, ok := os.LookupEnv(adapterArgsEnv); ok {
+		cmd := adapterapp.NewCommand()
+		cmd.SetArgs(strings.Split(args, "\x1f"))
+		if err := cmd.Execute(); err != nil {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if cfg := os.Getenv(schedulerConfigEnv); cfg != "" {
 		if err := schedtest.Run(context.Background(), cfg); err != nil {
 			fmt.Fprintln(os.Stderr, err)

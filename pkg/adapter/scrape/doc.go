@@ -53,7 +53,8 @@
 //
 // Rate is the per-second increase of a counter (or untyped) metric, summed
 // over the matching series. Each series uses its samples inside the window
-// [latest scrape - window, latest scrape], both ends included, and needs at
+// [latest scrape - window - interval/4, latest scrape] (the slack admits a
+// scrape that started a little late), both ends included, and needs at
 // least two of them; its increase is the sum of the differences of
 // consecutive samples where a decrease is a counter reset, so the increase
 // across it is the new value (as in Prometheus' rate), divided by the time

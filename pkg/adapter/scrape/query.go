@@ -52,7 +52,7 @@ func (s *Store) Gauge(key, metric string, sel Selector) (Value, bool) {
 // Rate returns the per-second increase of counter metric, summed over the
 // series whose labels match, from the samples inside the window ending at
 // the target's latest scrape (window <= 0 means the configured rate
-// window). Each series contributes its increase divided by the time between
+// window), extended by a quarter interval for scrapes that started late. Each series contributes its increase divided by the time between
 // its oldest and newest sample in the window; a decrease is a counter reset,
 // so the increase across it is the new value. A series needs two samples in
 // the window and must be present in the latest scrape; gauges never match.
@@ -67,7 +67,10 @@ func (s *Store) Rate(key, metric string, sel Selector, window time.Duration) (Va
 	if !ok {
 		return Value{}, false
 	}
-	start := td.lastSuccess - window.Nanoseconds()
+	// A scrape starts a little after its tick (scheduling delay), so the
+	// sample one window before the latest is usually a few milliseconds
+	// older than exactly that: allow a quarter interval of slack.
+	start := td.lastSuccess - (window + s.slack).Nanoseconds()
 	var sum float64
 	oldest := td.lastSuccess
 	n := 0

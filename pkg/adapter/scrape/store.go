@@ -63,6 +63,7 @@ type Store struct {
 	ringLen    int
 	window     time.Duration
 	staleAfter time.Duration
+	slack      time.Duration // how late a scrape may start and still count as on time
 	maxSeries  int
 	now        func() time.Time
 
@@ -78,6 +79,7 @@ func newStore(c *config) *Store {
 		ringLen:    c.ringLen(),
 		window:     c.window,
 		staleAfter: staleIntervals * c.interval,
+		slack:      c.interval / 4,
 		maxSeries:  c.maxSeries,
 		now:        c.now,
 		targets:    map[string]*targetData{},

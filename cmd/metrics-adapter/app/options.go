@@ -1,0 +1,103 @@
+// Package app builds the metrics-adapter command.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/labels"
+	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
+)
+
+// Options are the adapter's flags: the API server's (secure serving,
+// delegated authentication and authorization, --lister-kubeconfig) and the
+// metric sources'.
+type Options struct {
+	basecmd.AdapterBase
+
+	ScrapeInterval      time.Duration
+	ScrapeTimeout       time.Duration
+	ScrapeConcurrency   int
+	RateWindow          time.Duration
+	MaxSeriesPerTarget  int
+	AgentSelector       string
+	PrometheusURL       string
+	PrometheusWindow    time.Duration
+	PrometheusTimeout   time.Duration
+	PrometheusNodeLabel string
+}
+
+// NewOptions returns the defaults.
+func NewOptions() *Options {
+	o := &Options{
+		ScrapeInterval:      time.Second,
+		ScrapeTimeout:       800 * time.Millisecond,
+		ScrapeConcurrency:   64,
+		RateWindow:          2 * time.Second,
+		MaxSeriesPerTarget:  10000,
+		AgentSelector:       "app.kubernetes.io/name=gpu-agent",
+		PrometheusWindow:    time.Minute,
+		PrometheusTimeout:   5 * time.Second,
+		PrometheusNodeLabel: "node",
+	}
+	o.Name = "gpufleet-metrics-adapter"
+	return o
+}
+
+// AddFlags adds the adapter's flags, the API server's included, to fs.
+func (o *Options) AddFlags(fs *pflag.FlagSet) {
+	o.FlagSet = fs
+	o.InstallFlags()
+	fs.DurationVar(&o.ScrapeInterval, "scrape-interval", o.ScrapeInterval, "How often each pod and gpu-agent is scraped (embedded source).")
+	fs.DurationVar(&o.ScrapeTimeout, "scrape-timeout", o.ScrapeTimeout, "Per-target scrape timeout; at most --scrape-interval.")
+	fs.IntVar(&o.ScrapeConcurrency, "scrape-concurrency", o.ScrapeConcurrency, "Scrapes in flight at most.")
+	fs.DurationVar(&o.RateWindow, "rate-window", o.RateWindow, "Window over which counters become rates (embedded source): shorter follows load steps faster, longer is smoother. At least twice --scrape-interval.")
+	fs.IntVar(&o.MaxSeriesPerTarget, "max-series-per-target", o.MaxSeriesPerTarget, "Series kept per scraped pod; further series are dropped and counted.")
+	fs.StringVar(&o.AgentSelector, "agent-pod-selector", o.AgentSelector, "Label selector of the gpu-agent pods, scraped for GPU metrics of nodes and pods.")
+	fs.StringVar(&o.PrometheusURL, "prometheus-url", o.PrometheusURL, "Read metrics from this Prometheus server instead of scraping pods (e.g. http://prometheus.monitoring:9090).")
+	fs.DurationVar(&o.PrometheusWindow, "prometheus-rate-window", o.PrometheusWindow, "Range of rate() in PromQL; at least 4 x Prometheus' scrape interval.")
+	fs.DurationVar(&o.PrometheusTimeout, "prometheus-timeout", o.PrometheusTimeout, "Timeout of one PromQL query.")
+	fs.StringVar(&o.PrometheusNodeLabel, "prometheus-node-label", o.PrometheusNodeLabel, "Label that carries the node name on gpu-agent series in Prometheus.")
+}
+
+// Validate returns every invalid flag.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.ScrapeInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--scrape-interval=%v: must be positive", o.ScrapeInterval))
+	}
+	if o.ScrapeTimeout <= 0 || o.ScrapeTimeout > o.ScrapeInterval {
+		errs = append(errs, fmt.Errorf("--scrape-timeout=%v: must be positive and at most --scrape-interval (%v)", o.ScrapeTimeout, o.ScrapeInterval))
+	}
+	if o.ScrapeConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("--scrape-concurrency=%d: must be at least 1", o.ScrapeConcurrency))
+	}
+	if o.RateWindow < 2*o.ScrapeInterval {
+		errs = append(errs, fmt.Errorf("--rate-window=%v: must be at least twice --scrape-interval (%v): a rate needs two samples", o.RateWindow, o.ScrapeInterval))
+	}
+	if o.MaxSeriesPerTarget < 1 {
+		errs = append(errs, fmt.Errorf("--max-series-per-target=%d: must be at least 1", o.MaxSeriesPerTarget))
+	}
+	if _, err := labels.Parse(o.AgentSelector); err != nil {
+		errs = append(errs, fmt.Errorf("--agent-pod-selector=%q: %w", o.AgentSelector, err))
+	}
+	if o.PrometheusURL != "" {
+		u, err := url.Parse(o.PrometheusURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--prometheus-url=%q: want an http(s) URL such as http://prometheus:9090", o.PrometheusURL))
+		}
+		if o.PrometheusWindow <= 0 {
+			errs = append(errs, fmt.Errorf("--prometheus-rate-window=%v: must be positive", o.PrometheusWindow))
+		}
+		if o.PrometheusTimeout <= 0 {
+			errs = append(errs, fmt.Errorf("--prometheus-timeout=%v: must be positive", o.PrometheusTimeout))
+		}
+	}
+	if o.CustomMetricsAdapterServerOptions != nil {
+		errs = append(errs, o.CustomMetricsAdapterServerOptions.Validate()...)
+	}
+	return errors.Join(errs...)
+}

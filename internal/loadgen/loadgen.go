@@ -1,0 +1,108 @@
+// Package loadgen sends inference requests at a set rate, spread round-robin
+// over a changing set of target URLs, and counts what failed. Tests,
+// benchmarks and the demo drive the system with it.
+package loadgen
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Generator sends requests; create it with New and Run it.
+type Generator struct {
+	client *http.Client
+
+	mu      sync.Mutex
+	rate    float64
+	targets []string
+	next    int
+
+	sent, failed atomic.Int64
+	lastErr      atomic.Value // string
+	inFlight     sync.WaitGroup
+}
+
+// New returns a generator with rate 0 and no targets. Requests time out
+// after timeout.
+func New(timeout time.Duration) *Generator {
+	return &Generator{client: &http.Client{
+		Timeout:   timeout,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 8, IdleConnTimeout: 30 * time.Second},
+	}}
+}
+
+// SetRate sets the requests per second from now on.
+func (g *Generator) SetRate(perSecond float64) {
+	g.mu.Lock()
+	g.rate = perSecond
+	g.mu.Unlock()
+}
+
+// SetTargets replaces the URLs requests go to (each gets an equal share).
+func (g *Generator) SetTargets(urls []string) {
+	g.mu.Lock()
+	g.targets = append([]string(nil), urls...)
+	g.mu.Unlock()
+}
+
+// Sent and Failed count requests sent and requests that failed (transport
+// error or a status other than 200). LastError describes the latest failure.
+func (g *Generator) Sent() int64   { return g.sent.Load() }
+func (g *Generator) Failed() int64 { return g.failed.Load() }
+func (g *Generator) LastError() string {
+	s, _ := g.lastErr.Load().(string)
+	return s
+}
+
+// Run sends requests until ctx ends and waits for those in flight. Due
+// requests are computed from the rate every millisecond tick, so a rate
+// change takes effect at once and the long-run rate is exact.
+func (g *Generator) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	last := time.Now()
+	var due float64
+	for {
+		select {
+		case <-ctx.Done():
+			g.inFlight.Wait()
+			return
+		case now := <-tick.C:
+			g.mu.Lock()
+			due += g.rate * now.Sub(last).Seconds()
+			last = now
+			for ; due >= 1; due-- {
+				if len(g.targets) == 0 {
+					due = 0
+					break
+				}
+				url := g.targets[g.next%len(g.targets)]
+				g.next++
+				g.inFlight.Add(1)
+				go g.send(url)
+			}
+			g.mu.Unlock()
+		}
+	}
+}
+
+func (g *Generator) send(url string) {
+	defer g.inFlight.Done()
+	g.sent.Add(1)
+	resp, err := g.client.Post(url, "application/json", nil)
+	if err != nil {
+		g.failed.Add(1)
+		g.lastErr.Store(err.Error())
+		return
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		g.failed.Add(1)
+		g.lastErr.Store(url + ": " + resp.Status)
+	}
+}

@@ -1,0 +1,281 @@
+// Package cluster is the metrics adapter's view of the cluster: informers on
+// pods, ReplicaSets, Deployments, StatefulSets and nodes that keep only the
+// fields the adapter reads (names, labels, owners, node, IP, phase,
+// readiness and gpufleet annotations), so that their memory stays small in
+// large clusters.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"sync/atomic"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+const ownerIndex = "controller-uid"
+
+// Cache answers the adapter's questions about cluster objects from
+// informers. Create it with New, then Start it.
+type Cache struct {
+	factory informers.SharedInformerFactory
+	pods    cache.SharedIndexInformer
+	rs      cache.SharedIndexInformer
+	deploys cache.SharedIndexInformer
+	sets    cache.SharedIndexInformer
+	nodes   cache.SharedIndexInformer
+	synced  atomic.Bool
+}
+
+// New builds the informers; nothing is watched until Start.
+func New(client kubernetes.Interface) (*Cache, error) {
+	f := informers.NewSharedInformerFactoryWithOptions(client, 0, informers.WithTransform(strip))
+	c := &Cache{
+		factory: f,
+		pods:    f.Core().V1().Pods().Informer(),
+		rs:      f.Apps().V1().ReplicaSets().Informer(),
+		deploys: f.Apps().V1().Deployments().Informer(),
+		sets:    f.Apps().V1().StatefulSets().Informer(),
+		nodes:   f.Core().V1().Nodes().Informer(),
+	}
+	for _, inf := range []cache.SharedIndexInformer{c.pods, c.rs} {
+		if err := inf.AddIndexers(cache.Indexers{ownerIndex: byControllerUID}); err != nil {
+			return nil, fmt.Errorf("adding the owner index: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// Start starts the informers and waits for their first lists.
+func (c *Cache) Start(ctx context.Context) error {
+	c.factory.Start(ctx.Done())
+	for typ, ok := range c.factory.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("the %v informer did not sync: %w", typ, ctx.Err())
+		}
+	}
+	c.synced.Store(true)
+	return nil
+}
+
+// Synced reports whether Start has seen every informer's first list.
+func (c *Cache) Synced() bool { return c.synced.Load() }
+
+// OnPodChange calls f (with no arguments: callers re-read the cache) after
+// every pod event. f must not block.
+func (c *Cache) OnPodChange(f func()) error {
+	call := func(any) { f() }
+	_, err := c.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    call,
+		UpdateFunc: func(_, _ any) { f() },
+		DeleteFunc: call,
+	})
+	return err
+}
+
+// Pod returns the pod, or nil.
+func (c *Cache) Pod(namespace, name string) *corev1.Pod {
+	obj, ok, _ := c.pods.GetStore().GetByKey(namespace + "/" + name)
+	if !ok {
+		return nil
+	}
+	return obj.(*corev1.Pod)
+}
+
+// Pods lists the pods of namespace (all namespaces for "") whose labels
+// match sel (nil: all), sorted by namespace and name.
+func (c *Cache) Pods(namespace string, sel labels.Selector) []*corev1.Pod {
+	var objs []any
+	if namespace == "" {
+		objs = c.pods.GetStore().List()
+	} else {
+		objs, _ = c.pods.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+	}
+	pods := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		p := o.(*corev1.Pod)
+		if sel == nil || sel.Matches(labels.Set(p.Labels)) {
+			pods = append(pods, p)
+		}
+	}
+	sort.Slice(pods, func(i, j int) bool {
+		if pods[i].Namespace != pods[j].Namespace {
+			return pods[i].Namespace < pods[j].Namespace
+		}
+		return pods[i].Name < pods[j].Name
+	})
+	return pods
+}
+
+// Workload is a Deployment or StatefulSet.
+type Workload struct {
+	Kind      string // "Deployment" or "StatefulSet"
+	Namespace string
+	Name      string
+	UID       types.UID
+}
+
+// Workloads lists the Deployments or StatefulSets (kind) of namespace whose
+// labels match sel, sorted by name.
+func (c *Cache) Workloads(kind, namespace string, sel labels.Selector) ([]Workload, error) {
+	inf, err := c.workloadInformer(kind)
+	if err != nil {
+		return nil, err
+	}
+	objs, _ := inf.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+	var out []Workload
+	for _, o := range objs {
+		m := o.(metav1.Object)
+		if sel == nil || sel.Matches(labels.Set(m.GetLabels())) {
+			out = append(out, Workload{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName(), UID: m.GetUID()})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Workload returns one Deployment or StatefulSet, if it exists.
+func (c *Cache) Workload(kind, namespace, name string) (Workload, bool, error) {
+	inf, err := c.workloadInformer(kind)
+	if err != nil {
+		return Workload{}, false, err
+	}
+	obj, ok, _ := inf.GetStore().GetByKey(namespace + "/" + name)
+	if !ok {
+		return Workload{}, false, nil
+	}
+	m := obj.(metav1.Object)
+	return Workload{Kind: kind, Namespace: namespace, Name: name, UID: m.GetUID()}, true, nil
+}
+
+func (c *Cache) workloadInformer(kind string) (cache.SharedIndexInformer, error) {
+	switch kind {
+	case "Deployment":
+		return c.deploys, nil
+	case "StatefulSet":
+		return c.sets, nil
+	}
+	return nil, fmt.Errorf("unsupported workload kind %q (Deployment or StatefulSet)", kind)
+}
+
+// WorkloadPods lists the pods a workload controls: a StatefulSet's own pods,
+// a Deployment's pods through its ReplicaSets.
+func (c *Cache) WorkloadPods(w Workload) []*corev1.Pod {
+	owners := []string{string(w.UID)}
+	if w.Kind == "Deployment" {
+		owners = owners[:0]
+		sets, _ := c.rs.GetIndexer().ByIndex(ownerIndex, string(w.UID))
+		for _, o := range sets {
+			owners = append(owners, string(o.(metav1.Object).GetUID()))
+		}
+	}
+	var pods []*corev1.Pod
+	for _, uid := range owners {
+		objs, _ := c.pods.GetIndexer().ByIndex(ownerIndex, uid)
+		for _, o := range objs {
+			pods = append(pods, o.(*corev1.Pod))
+		}
+	}
+	sort.Slice(pods, func(i, j int) bool { return pods[i].Name < pods[j].Name })
+	return pods
+}
+
+// Nodes lists the names of the nodes whose labels match sel, sorted.
+func (c *Cache) Nodes(sel labels.Selector) []string {
+	var names []string
+	for _, o := range c.nodes.GetStore().List() {
+		m := o.(metav1.Object)
+		if sel == nil || sel.Matches(labels.Set(m.GetLabels())) {
+			names = append(names, m.GetName())
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+// HasNode reports whether the node exists.
+func (c *Cache) HasNode(name string) bool {
+	_, ok, _ := c.nodes.GetStore().GetByKey(name)
+	return ok
+}
+
+func byControllerUID(obj any) ([]string, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, nil
+	}
+	if ref := metav1.GetControllerOfNoCopy(m); ref != nil {
+		return []string{string(ref.UID)}, nil
+	}
+	return nil, nil
+}
+
+// strip keeps only what the adapter reads of an object. It runs before an
+// object enters an informer's store.
+func strip(obj any) (any, error) {
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		return stripPod(o), nil
+	case *corev1.Node:
+		return &corev1.Node{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
+	case *appsv1.ReplicaSet:
+		return &appsv1.ReplicaSet{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
+	case *appsv1.Deployment:
+		return &appsv1.Deployment{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
+	case *appsv1.StatefulSet:
+		return &appsv1.StatefulSet{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
+	}
+	return obj, nil // tombstones and anything else pass unchanged
+}
+
+func stripMeta(m metav1.ObjectMeta, annotations bool) metav1.ObjectMeta {
+	out := metav1.ObjectMeta{
+		Name:              m.Name,
+		Namespace:         m.Namespace,
+		UID:               m.UID,
+		ResourceVersion:   m.ResourceVersion,
+		Labels:            m.Labels,
+		OwnerReferences:   m.OwnerReferences,
+		DeletionTimestamp: m.DeletionTimestamp,
+	}
+	if annotations {
+		for k, v := range m.Annotations {
+			if strings.HasPrefix(k, "gpufleet.io/") {
+				if out.Annotations == nil {
+					out.Annotations = map[string]string{}
+				}
+				out.Annotations[k] = v
+			}
+		}
+	}
+	return out
+}
+
+func stripPod(p *corev1.Pod) *corev1.Pod {
+	out := &corev1.Pod{
+		ObjectMeta: stripMeta(p.ObjectMeta, true),
+		Spec:       corev1.PodSpec{NodeName: p.Spec.NodeName},
+		Status:     corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP},
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			out.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+		}
+	}
+	return out
+}
+
+// Running reports whether a pod runs and is not being deleted: only such
+// pods have metrics.
+func Running(p *corev1.Pod) bool {
+	return p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName != ""
+}
