@@ -54,8 +54,22 @@ $(BIN)/kubectl: go.mod go.sum
 $(BIN)/staticcheck: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 
+# Debian packages the tests use: Prometheus, for the metrics adapter's
+# Prometheus source (a real server scraping real processes).
+DEBIAN_PACKAGES := prometheus
+
+.PHONY: deps
+deps: ## Install the Debian packages the tests need (prometheus) when missing; needs root.
+	@missing=""; for p in $(DEBIAN_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get install$$missing)" >&2; exit 1; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
+	fi
+
 .PHONY: test
-test: tools ## Every unit and integration test (what CI runs).
+test: deps tools ## Every unit and integration test (what CI runs).
 	$(GO) test -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
 
 .PHONY: test-unit
@@ -63,11 +77,11 @@ test-unit: ## Unit tests only: no control plane is started.
 	$(GO) test -short $(GOTEST_FLAGS) ./...
 
 .PHONY: test-race
-test-race: tools ## Every test under the race detector (slower; not part of make test).
+test-race: deps tools ## Every test under the race detector (slower; not part of make test).
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
 
 .PHONY: test-integration
-test-integration: tools ## Integration tests only (TestIntegration*), against real control planes.
+test-integration: deps tools ## Integration tests only (TestIntegration*), against real control planes.
 	$(GO) test -timeout $(TEST_TIMEOUT) -run Integration $(GOTEST_FLAGS) ./...
 
 .PHONY: bench-controlplane

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gpufleet/gpufleet/pkg/adapter/cluster"
 	"github.com/gpufleet/gpufleet/pkg/adapter/embedded"
+	"github.com/gpufleet/gpufleet/pkg/adapter/promsource"
 	"github.com/gpufleet/gpufleet/pkg/adapter/provider"
 	"github.com/gpufleet/gpufleet/pkg/adapter/scrape"
 	"github.com/gpufleet/gpufleet/pkg/adapter/source"
@@ -118,5 +119,13 @@ func Run(ctx context.Context, o *Options) error {
 }
 
 func newPrometheusSource(o *Options) (source.Source, error) {
-	return nil, errors.New("TODO")
+	src, err := promsource.New(o.PrometheusURL,
+		promsource.WithRateWindow(o.PrometheusWindow),
+		promsource.WithQueryTimeout(o.PrometheusTimeout),
+		promsource.WithNodeLabel(o.PrometheusNodeLabel),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("configuring the Prometheus source: %w", err)
+	}
+	return src, nil
 }
