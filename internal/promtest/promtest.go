@@ -69,27 +69,47 @@ func Start(t testing.TB, cfg Config) *Server {
 	if testing.Short() {
 		t.Skip("integration test: starts a Prometheus server; run without -short")
 	}
+	s, err := Launch(t.TempDir(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Stop(); err != nil {
+			t.Errorf("promtest: %v", err)
+		}
+		if t.Failed() {
+			t.Logf("prometheus log, last lines:\n%s", s.LogTail(logTailLines))
+		}
+	})
+	return s
+}
+
+// Launch starts Prometheus with its files in dir and waits until it is
+// ready; the caller must Stop it. Benchmarks use it; tests use Start.
+func Launch(dir string, cfg Config) (*Server, error) {
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
-		t.Fatalf("prometheus is not installed: run `make deps` (apt-get install prometheus): %v", err)
+		return nil, fmt.Errorf("prometheus is not installed: run `make deps` (apt-get install prometheus): %w", err)
 	}
 	if cfg.ScrapeInterval == 0 {
 		cfg.ScrapeInterval = DefaultScrapeInterval
 	}
 	if cfg.ScrapeInterval < time.Millisecond || cfg.ScrapeInterval%time.Millisecond != 0 {
-		t.Fatalf("promtest: scrape interval %v must be a positive whole number of milliseconds", cfg.ScrapeInterval)
+		return nil, fmt.Errorf("promtest: scrape interval %v must be a positive whole number of milliseconds", cfg.ScrapeInterval)
 	}
-	dir := t.TempDir()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("promtest: %w", err)
+	}
 	configPath, err := writeConfig(dir, cfg.ScrapeInterval)
 	if err == nil {
 		err = writeTargets(dir, cfg.Targets)
 	}
 	if err != nil {
-		t.Fatalf("promtest: %v", err)
+		return nil, fmt.Errorf("promtest: %w", err)
 	}
 	addr, err := testutil.FreeAddr()
 	if err != nil {
-		t.Fatalf("promtest: finding a free port: %v", err)
+		return nil, fmt.Errorf("promtest: finding a free port: %w", err)
 	}
 	s := &Server{
 		url:     "http://" + addr,
@@ -98,23 +118,20 @@ func Start(t testing.TB, cfg Config) *Server {
 		exited:  make(chan struct{}),
 	}
 	if err := s.start(bin, configPath, addr); err != nil {
-		t.Fatalf("promtest: %v", err)
+		return nil, fmt.Errorf("promtest: %w", err)
 	}
-	t.Cleanup(func() {
-		if err := s.stop(); err != nil {
-			t.Errorf("promtest: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("prometheus log, last lines:\n%s", s.LogTail(logTailLines))
-		}
-	})
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
 	if err := s.waitReady(ctx); err != nil {
-		t.Fatalf("promtest: %v\nprometheus log, last lines:\n%s", err, s.LogTail(logTailLines))
+		tail := s.LogTail(logTailLines)
+		_ = s.stop()
+		return nil, fmt.Errorf("promtest: %w\nprometheus log, last lines:\n%s", err, tail)
 	}
-	return s
+	return s, nil
 }
+
+// Stop stops Prometheus (SIGTERM, then SIGKILL after a grace period).
+func (s *Server) Stop() error { return s.stop() }
 
 func (s *Server) start(bin, configPath, addr string) error {
 	logFile, err := os.Create(s.logPath)

@@ -124,6 +124,11 @@ func (f *fatalTB) Fatalf(format string, args ...any) {
 	runtime.Goexit()
 }
 
+func (f *fatalTB) Fatal(args ...any) {
+	f.msg = fmt.Sprint(args...)
+	runtime.Goexit()
+}
+
 func TestStartWithoutPrometheus(t *testing.T) {
 	if testing.Short() {
 		t.Skip("Start skips in -short mode")
