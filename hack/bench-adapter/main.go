@@ -110,7 +110,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	defer c.Stop()
-	client, err := kubernetes.NewForConfig(c.Config)
+	cfg := *c.Config
+	cfg.QPS, cfg.Burst = 5000, 10000 // creating 10,000 pods and their status
+	client, err := kubernetes.NewForConfig(&cfg)
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"encoding/json"
+	"io"
+	"net/url"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -13,6 +18,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 )
 
 const groups = 10
@@ -35,7 +41,7 @@ func (b *bench) scale(ctx context.Context) (p99ms, rssMiB float64, err error) {
 		return 0, 0, fmt.Errorf("creating pods: %w", err)
 	}
 	fmt.Printf("created %d pods in %.1f s\n", b.o.scalePods, time.Since(start).Seconds())
-	adapter, _, err := b.startAdapter(ctx, "adapter-scale")
+	adapter, port, err := b.startAdapter(ctx, "adapter-scale")
 	if err != nil {
 		return 0, 0, err
 	}
@@ -64,6 +70,11 @@ func (b *bench) scale(ctx context.Context) (p99ms, rssMiB float64, err error) {
 	fmt.Printf("all %d pods served %.1f s after creation started\n", b.o.scalePods, time.Since(start).Seconds())
 	// Let the scrapes run for a while at full size before measuring.
 	time.Sleep(10 * time.Second) //nolint:forbidigo // a measurement period, not a wait for a condition
+	if dir := os.Getenv("BENCH_PPROF_DIR"); dir != "" {
+		if err := b.profile(ctx, port, dir); err != nil {
+			return 0, 0, err
+		}
+	}
 	var lat []float64
 	missing := 0
 	for i := range b.o.queries {
@@ -77,6 +88,11 @@ func (b *bench) scale(ctx context.Context) (p99ms, rssMiB float64, err error) {
 			missing++
 		}
 	}
+	direct, err := b.directLatencies(ctx, port, sel)
+	if err != nil {
+		return 0, 0, err
+	}
+	fmt.Printf("the same, sent to the adapter directly (no aggregator): p50 %.1f ms, p99 %.1f ms\n", quantile(direct, 0.5), quantile(direct, 0.99))
 	rssMiB, err = rss(adapter.PID())
 	if err != nil {
 		return 0, 0, err
@@ -137,3 +153,66 @@ func (e *sharedExporter) Start(_ context.Context, _ *corev1.Pod, ip string) (fun
 }
 
 func (e *sharedExporter) Close() { _ = e.srv.Close() }
+
+// adapterClient is an admin HTTP client for the adapter's own port.
+func (b *bench) adapterClient(port int) (*http.Client, string, error) {
+	cfg := rest.CopyConfig(b.c.Config)
+	cfg.Host = "https://127.0.0.1:" + strconv.Itoa(port)
+	cfg.Insecure, cfg.CAData, cfg.CAFile = true, nil, ""
+	rt, err := rest.TransportFor(cfg)
+	if err != nil {
+		return nil, "", err
+	}
+	return &http.Client{Transport: rt}, cfg.Host, nil
+}
+
+// directLatencies sends the selector queries to the adapter itself.
+func (b *bench) directLatencies(ctx context.Context, port int, sel func(int) labels.Selector) ([]float64, error) {
+	hc, host, err := b.adapterClient(port)
+	if err != nil {
+		return nil, err
+	}
+	var lat []float64
+	for i := range b.o.queries {
+		u := host + "/apis/custom.metrics.k8s.io/v1beta2/namespaces/" + namespace + "/pods/%2A/requests_per_second?labelSelector=" + url.QueryEscape(sel(i).String())
+		t0 := time.Now()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		var list struct{ Items []json.RawMessage }
+		err = json.NewDecoder(resp.Body).Decode(&list)
+		_ = resp.Body.Close()
+		lat = append(lat, float64(time.Since(t0).Microseconds())/1000)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("direct query: %s %v", resp.Status, err)
+		}
+	}
+	return lat, nil
+}
+
+// profile saves the adapter's CPU profile over 10 s and its heap profile
+// into dir (BENCH_PPROF_DIR), read with the admin credentials.
+func (b *bench) profile(ctx context.Context, port int, dir string) error {
+	hc, host, err := b.adapterClient(port)
+	if err != nil {
+		return err
+	}
+	for name, path := range map[string]string{"cpu.pprof": "/debug/pprof/profile?seconds=10", "heap.pprof": "/debug/pprof/heap"} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, host+path, nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s %v", path, resp.Status, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
@@ -89,14 +90,18 @@ func Register(ctx context.Context, cfg *rest.Config, port int, timeout time.Dura
 		if gv.version == "v1beta2" {
 			as.Spec.VersionPriority = 200
 		}
-		cur, err := agg.ApiregistrationV1().APIServices().Get(ctx, as.Name, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			_, err = agg.ApiregistrationV1().APIServices().Create(ctx, as, metav1.CreateOptions{})
-		case err == nil:
-			cur.Spec = as.Spec
-			_, err = agg.ApiregistrationV1().APIServices().Update(ctx, cur, metav1.UpdateOptions{})
-		}
+		// The availability controller writes status meanwhile: retry conflicts.
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := agg.ApiregistrationV1().APIServices().Get(ctx, as.Name, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				_, err = agg.ApiregistrationV1().APIServices().Create(ctx, as, metav1.CreateOptions{})
+			case err == nil:
+				cur.Spec = as.Spec
+				_, err = agg.ApiregistrationV1().APIServices().Update(ctx, cur, metav1.UpdateOptions{})
+			}
+			return err
+		})
 		if err != nil {
 			return fmt.Errorf("registering APIService %s: %w", as.Name, err)
 		}
@@ -138,6 +143,10 @@ func WaitAvailable(ctx context.Context, cfg *rest.Config, timeout time.Duration)
 }
 
 func upsertService(ctx context.Context, client kubernetes.Interface, svc *corev1.Service) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error { return upsertServiceOnce(ctx, client, svc) })
+}
+
+func upsertServiceOnce(ctx context.Context, client kubernetes.Interface, svc *corev1.Service) error {
 	cur, err := client.CoreV1().Services(svc.Namespace).Get(ctx, svc.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		_, err = client.CoreV1().Services(svc.Namespace).Create(ctx, svc, metav1.CreateOptions{})

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,7 +116,7 @@ func (d *Discovery) Sync(ctx context.Context) {
 // Targets computes the scrape targets of pods. Pods with bad annotations
 // are left out and reported in errs by namespace/name.
 func Targets(pods []*corev1.Pod, agentSelector labels.Selector) (targets []scrape.Target, errs map[string]error) {
-	agents := map[string]*corev1.Pod{} // node -> newest running agent pod
+	agents := map[string]*corev1.Pod{} // node -> its running agent pod (the last by name, when several)
 	for _, p := range pods {
 		if !cluster.Running(p) || p.Status.PodIP == "" {
 			continue
@@ -177,5 +178,11 @@ func scrapeURL(p *corev1.Pod, defPort int) (string, error) {
 	if net.ParseIP(p.Status.PodIP) == nil {
 		return "", fmt.Errorf("pod IP %q is not an IP address", p.Status.PodIP)
 	}
-	return "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)) + path, nil
+	u := "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(port)) + path
+	// The scraper's requests parse the URL: reject here what they would
+	// (bad escapes, control characters in the path) so it is reported.
+	if _, err := url.Parse(u); err != nil {
+		return "", fmt.Errorf("annotation %s=%q: want an absolute URL path such as /metrics: %w", names.AnnotationScrapePath, path, err)
+	}
+	return u, nil
 }

@@ -53,9 +53,11 @@ func WithJitter(d time.Duration) Option {
 	return func(c *config) { c.jitter, c.jitterSet = d, true }
 }
 
-// WithHTTPClient sets the client used for scrapes (default: a client with
-// its own transport and no client-level timeout; the per-target timeout
-// applies through the request context).
+// WithHTTPClient sets the client used for scrapes. By default, http://
+// targets are scraped over one kept-alive connection per target with a
+// minimal HTTP/1.1 client (see keptconn.go), which needs no goroutines for
+// idle connections; https:// targets through http.DefaultClient. The
+// per-target timeout applies through the request context.
 func WithHTTPClient(hc *http.Client) Option { return func(c *config) { c.client = hc } }
 
 // WithClock sets the clock that stamps scrapes and judges staleness
@@ -103,9 +105,6 @@ func newConfig(opts []Option) (config, error) {
 	}
 	if !c.jitterSet {
 		c.jitter = c.interval
-	}
-	if c.client == nil {
-		c.client = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	}
 	return c, c.validate()
 }
