@@ -2,12 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"encoding/json"
+	"fmt"
 	"io"
-	"net/url"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"

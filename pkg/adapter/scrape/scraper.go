@@ -1,12 +1,12 @@
 package scrape
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
-	"container/heap"
 	"maps"
 	"net"
 	"net/http"
