@@ -16,13 +16,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 )
 
-const ownerIndex = "controller-uid"
+const (
+	ownerIndex = "controller-uid"
+	labelIndex = "namespace-label" // "namespace/key=value" per label of a pod
+)
 
 // Cache answers the adapter's questions about cluster objects from
 // informers. Create it with New, then Start it.
@@ -51,6 +55,9 @@ func New(client kubernetes.Interface) (*Cache, error) {
 		if err := inf.AddIndexers(cache.Indexers{ownerIndex: byControllerUID}); err != nil {
 			return nil, fmt.Errorf("adding the owner index: %w", err)
 		}
+	}
+	if err := c.pods.AddIndexers(cache.Indexers{labelIndex: byNamespaceLabel}); err != nil {
+		return nil, fmt.Errorf("adding the label index: %w", err)
 	}
 	return c, nil
 }
@@ -92,13 +99,20 @@ func (c *Cache) Pod(namespace, name string) *corev1.Pod {
 }
 
 // Pods lists the pods of namespace (all namespaces for "") whose labels
-// match sel (nil: all), sorted by namespace and name.
+// match sel (nil: all), sorted by namespace and name. In a namespace, an
+// equality requirement of sel (key=value, or key in (a,b)) narrows the
+// candidates through a label index first: an HPA's query for 1,000 of
+// 10,000 pods looks at 1,000.
 func (c *Cache) Pods(namespace string, sel labels.Selector) []*corev1.Pod {
 	var objs []any
-	if namespace == "" {
+	switch {
+	case namespace == "":
 		objs = c.pods.GetStore().List()
-	} else {
-		objs, _ = c.pods.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+	default:
+		var ok bool
+		if objs, ok = c.byLabel(namespace, sel); !ok {
+			objs, _ = c.pods.GetIndexer().ByIndex(cache.NamespaceIndex, namespace)
+		}
 	}
 	pods := make([]*corev1.Pod, 0, len(objs))
 	for _, o := range objs {
@@ -114,6 +128,46 @@ func (c *Cache) Pods(namespace string, sel labels.Selector) []*corev1.Pod {
 		return pods[i].Name < pods[j].Name
 	})
 	return pods
+}
+
+// byLabel returns the pods of namespace that carry the values of sel's most
+// selective equality requirement, or false when sel has none.
+func (c *Cache) byLabel(namespace string, sel labels.Selector) ([]any, bool) {
+	if sel == nil {
+		return nil, false
+	}
+	reqs, selectable := sel.Requirements()
+	if !selectable {
+		return nil, false
+	}
+	var best []any
+	found := false
+	for _, r := range reqs {
+		if op := r.Operator(); op != selection.Equals && op != selection.DoubleEquals && op != selection.In {
+			continue
+		}
+		var objs []any
+		for v := range r.Values() {
+			got, _ := c.pods.GetIndexer().ByIndex(labelIndex, namespace+"/"+r.Key()+"="+v)
+			objs = append(objs, got...)
+		}
+		if !found || len(objs) < len(best) {
+			best, found = objs, true
+		}
+	}
+	return best, found
+}
+
+func byNamespaceLabel(obj any) ([]string, error) {
+	m, ok := obj.(metav1.Object)
+	if !ok {
+		return nil, nil
+	}
+	keys := make([]string, 0, len(m.GetLabels()))
+	for k, v := range m.GetLabels() {
+		keys = append(keys, m.GetNamespace()+"/"+k+"="+v)
+	}
+	return keys, nil
 }
 
 // Workload is a Deployment or StatefulSet.

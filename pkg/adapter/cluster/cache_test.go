@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -517,4 +518,51 @@ func TestRunning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The label index answers exactly what a full scan does, for every kind of
+// selector, and also after labels change.
+func TestPodsLabelIndexMatchesScan(t *testing.T) {
+	var objs []runtime.Object
+	for i := range 60 {
+		ns := []string{"a", "b"}[i%2]
+		objs = append(objs, pod(ns, fmt.Sprintf("p%02d", i), withLabels("app", []string{"x", "y", "z"}[i%3], "tier", []string{"gpu", "cpu"}[i%4/2])))
+	}
+	client := fake.NewClientset(objs...)
+	c := startCache(t, client)
+	scan := func(ns string, sel labels.Selector) []string {
+		var out []string
+		for _, p := range c.Pods("", nil) {
+			if p.Namespace == ns && sel.Matches(labels.Set(p.Labels)) {
+				out = append(out, p.Namespace+"/"+p.Name)
+			}
+		}
+		return out
+	}
+	check := func() {
+		t.Helper()
+		for _, s := range []string{"app=x", "app==y,tier=gpu", "app in (x,z)", "app in (x,z),tier!=cpu", "app notin (x)", "tier", "!tier", "app=none", "app in (x),app in (y)"} {
+			sel, err := labels.Parse(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ns := range []string{"a", "b"} {
+				got := names(c.Pods(ns, sel))
+				if diff := cmp.Diff(scan(ns, sel), got, cmpopts.EquateEmpty()); diff != "" {
+					t.Errorf("Pods(%q, %q) differs from a scan (-scan +got):\n%s", ns, s, diff)
+				}
+			}
+		}
+	}
+	check()
+	p, err := client.CoreV1().Pods("a").Get(context.Background(), "p00", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Labels["app"] = "z"
+	if _, err := client.CoreV1().Pods("a").Update(context.Background(), p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the relabelled pod", func() bool { return c.Pod("a", "p00").Labels["app"] == "z" })
+	check()
 }

@@ -46,16 +46,20 @@ func (ts *targetState) closeConn() {
 // one. A kept connection the server has closed meanwhile is retried once on
 // a new connection. The caller holds ts.busy, which guards ts.conn.
 func (s *Scraper) fetchKeptConn(ctx context.Context, ts *targetState) ([]byte, string, error) {
-	u, err := url.Parse(ts.url)
-	if err != nil || u.Host == "" {
-		return nil, "", fmt.Errorf("scraping %s: invalid URL", ts.url)
+	if ts.request == "" {
+		u, err := url.Parse(ts.url)
+		if err != nil || u.Host == "" {
+			return nil, "", fmt.Errorf("scraping %s: invalid URL", ts.url)
+		}
+		ts.host = u.Host
+		if u.Port() == "" {
+			ts.host = net.JoinHostPort(u.Hostname(), "80")
+		}
+		ts.request = "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
+			"\r\nUser-Agent: gpufleet-metrics-adapter\r\nAccept: " + acceptHeader + "\r\n\r\n"
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
-	}
-	request := "GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nUser-Agent: gpufleet-metrics-adapter\r\nAccept: " + acceptHeader + "\r\n\r\n"
+	host, request := ts.host, ts.request
+	var err error
 	for attempt := 0; ; attempt++ {
 		c, reused := ts.conn, ts.conn != nil
 		ts.conn = nil

@@ -52,6 +52,12 @@ type targetState struct {
 	data *targetData
 	conn net.Conn    // idle kept-alive connection (see keptconn.go); guarded by busy
 	busy atomic.Bool // a scrape of it is queued or in flight
+	// lastErr is the error of the latest scrape, "" after a success;
+	// guarded by busy.
+	lastErr string
+	// host and request are the dial address and the request bytes of the
+	// kept-connection path, built at its first scrape; guarded by busy.
+	host, request string
 
 	// Guarded by Scraper.mu:
 	due     time.Time          // next scheduled scrape
@@ -315,8 +321,18 @@ func (s *Scraper) scrape(ctx context.Context, ts *targetState) {
 		return // shutting down or removed: not the target's failure
 	}
 	s.metrics.observe(time.Since(began), err)
-	if err != nil {
-		klog.FromContext(ctx).V(4).Info("Scrape failed", "target", ts.key, "err", err)
+	// Log a target's failure when it starts or its error changes, and its
+	// recovery: one line per incident, not one per scrape.
+	logger := klog.FromContext(ctx)
+	switch {
+	case err != nil && err.Error() != ts.lastErr:
+		logger.Info("Scrape failing; the target has no metrics until it recovers", "target", ts.key, "err", err)
+		ts.lastErr = err.Error()
+	case err != nil:
+		logger.V(4).Info("Scrape failed", "target", ts.key, "err", err)
+	case ts.lastErr != "":
+		logger.Info("Scrape recovered", "target", ts.key)
+		ts.lastErr = ""
 	}
 	if dropped := s.store.commit(ts.data, start, samples, err); dropped > 0 {
 		s.metrics.seriesDropped.Add(float64(dropped))
