@@ -100,6 +100,10 @@ bench-inference: build ## inference-server, CPU backend, saturating load: batchi
 bench-scheduler: tools ## Scheduling throughput on a real control plane, gpufleet profile vs NodeResourcesFit MostAllocated (1000 nodes x 8 GPUs, 10000 pods).
 	$(GO) run ./hack/bench-scheduler --nodes $${BENCH_NODES:-1000} --pods $${BENCH_PODS:-10000} --reps $${BENCH_REPS:-3}
 
+.PHONY: bench-adapter
+bench-adapter: deps tools build ## metrics-adapter via kube-apiserver: freshness after load steps (embedded vs Prometheus 15 s/rate[1m], 10 steps each), GetMetricBySelector over 1000 of 10000 pods, RSS.
+	$(GO) run ./hack/bench-adapter --adapter $(BIN)/metrics-adapter --steps $${BENCH_STEPS:-10} --prometheus-steps $${BENCH_PROM_STEPS:-10} --pods $${BENCH_PODS:-10000}
+
 .PHONY: bench-sim
 bench-sim: build ## gpusim on the default openb trace, seed 42: bestfit, fgd and gpufleet allocation at 130 % arrived, and gpufleet's run time.
 	$(GO) run ./hack/bench-sim --gpusim $(BIN)/gpusim

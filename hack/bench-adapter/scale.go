@@ -70,10 +70,11 @@ func (b *bench) scale(ctx context.Context) (p99ms, rssMiB float64, err error) {
 	fmt.Printf("all %d pods served %.1f s after creation started\n", b.o.scalePods, time.Since(start).Seconds())
 	// Let the scrapes run for a while at full size before measuring.
 	time.Sleep(10 * time.Second) //nolint:forbidigo // a measurement period, not a wait for a condition
+	profiled := make(chan error, 1)
 	if dir := os.Getenv("BENCH_PPROF_DIR"); dir != "" {
-		if err := b.profile(ctx, port, dir); err != nil {
-			return 0, 0, err
-		}
+		go func() { profiled <- b.profile(ctx, port, dir) }() // while the queries run
+	} else {
+		profiled <- nil
 	}
 	var lat []float64
 	missing := 0
@@ -93,6 +94,9 @@ func (b *bench) scale(ctx context.Context) (p99ms, rssMiB float64, err error) {
 		return 0, 0, err
 	}
 	fmt.Printf("the same, sent to the adapter directly (no aggregator): p50 %.1f ms, p99 %.1f ms\n", quantile(direct, 0.5), quantile(direct, 0.99))
+	if err := <-profiled; err != nil {
+		return 0, 0, err
+	}
 	rssMiB, err = rss(adapter.PID())
 	if err != nil {
 		return 0, 0, err
