@@ -21,6 +21,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	gfnames "github.com/gpufleet/gpufleet/pkg/names"
 )
 
 const (
@@ -280,7 +282,8 @@ func strip(obj any) (any, error) {
 	case *corev1.Pod:
 		return stripPod(o), nil
 	case *corev1.Node:
-		return &corev1.Node{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
+		return &corev1.Node{ObjectMeta: stripMeta(o.ObjectMeta, false),
+			Status: corev1.NodeStatus{Allocatable: gpuResources(o.Status.Allocatable)}}, nil
 	case *appsv1.ReplicaSet:
 		return &appsv1.ReplicaSet{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
 	case *appsv1.Deployment:
@@ -318,7 +321,13 @@ func stripPod(p *corev1.Pod) *corev1.Pod {
 	out := &corev1.Pod{
 		ObjectMeta: stripMeta(p.ObjectMeta, true),
 		Spec:       corev1.PodSpec{NodeName: p.Spec.NodeName},
-		Status:     corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP},
+		Status:     corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP, StartTime: p.Status.StartTime},
+	}
+	// GPU requests, for cost accounting: one container holding the pod's
+	// effective request (the larger of the sum of its containers' and its
+	// largest init container's, as the scheduler counts).
+	if req := podGPURequests(p); len(req) > 0 {
+		out.Spec.Containers = []corev1.Container{{Name: "gpu-requests", Resources: corev1.ResourceRequirements{Requests: req}}}
 	}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
@@ -332,4 +341,42 @@ func stripPod(p *corev1.Pod) *corev1.Pod {
 // pods have metrics.
 func Running(p *corev1.Pod) bool {
 	return p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName != ""
+}
+
+// gpuResources keeps only the GPU resources of a resource list.
+func gpuResources(rl corev1.ResourceList) corev1.ResourceList {
+	var out corev1.ResourceList
+	for _, name := range []corev1.ResourceName{gfnames.ResourceGPU, gfnames.ResourceGPUMilli} {
+		if q, ok := rl[name]; ok {
+			if out == nil {
+				out = corev1.ResourceList{}
+			}
+			out[name] = q
+		}
+	}
+	return out
+}
+
+// podGPURequests is a pod's effective GPU request: per resource, the larger
+// of the sum over its containers and the largest init container.
+func podGPURequests(p *corev1.Pod) corev1.ResourceList {
+	out := corev1.ResourceList{}
+	for _, c := range p.Spec.Containers {
+		for name, q := range gpuResources(c.Resources.Requests) {
+			sum := out[name]
+			sum.Add(q)
+			out[name] = sum
+		}
+	}
+	for _, c := range p.Spec.InitContainers {
+		for name, q := range gpuResources(c.Resources.Requests) {
+			if cur, ok := out[name]; !ok || q.Cmp(cur) > 0 {
+				out[name] = q
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }

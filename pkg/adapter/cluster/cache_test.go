@@ -11,6 +11,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -565,4 +566,50 @@ func TestPodsLabelIndexMatchesScan(t *testing.T) {
 	}
 	poll(t, "the relabelled pod", func() bool { return c.Pod("a", "p00").Labels["app"] == "z" })
 	check()
+}
+
+func TestStripKeepsEffectiveGPURequests(t *testing.T) {
+	req := func(kv ...string) corev1.ResourceRequirements {
+		rl := corev1.ResourceList{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			rl[corev1.ResourceName(kv[i])] = resource.MustParse(kv[i+1])
+		}
+		return corev1.ResourceRequirements{Requests: rl}
+	}
+	tests := []struct {
+		name       string
+		containers []corev1.Container
+		init       []corev1.Container
+		want       corev1.ResourceList
+	}{
+		{"no GPUs", []corev1.Container{{Name: "a", Resources: req("cpu", "1")}}, nil, nil},
+		{"summed over containers, CPU dropped",
+			[]corev1.Container{{Name: "a", Resources: req("nvidia.com/gpu", "1", "cpu", "2")}, {Name: "b", Resources: req("nvidia.com/gpu", "1", "gpufleet.io/gpu-milli", "300")}},
+			nil, corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("2"), "gpufleet.io/gpu-milli": resource.MustParse("300")}},
+		{"a larger init container wins",
+			[]corev1.Container{{Name: "a", Resources: req("nvidia.com/gpu", "1")}},
+			[]corev1.Container{{Name: "i", Resources: req("nvidia.com/gpu", "3")}},
+			corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("3")}},
+		{"a smaller init container does not",
+			[]corev1.Container{{Name: "a", Resources: req("gpufleet.io/gpu-milli", "500")}},
+			[]corev1.Container{{Name: "i", Resources: req("gpufleet.io/gpu-milli", "200")}},
+			corev1.ResourceList{"gpufleet.io/gpu-milli": resource.MustParse("500")}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := pod("ns", "p")
+			p.Spec.Containers, p.Spec.InitContainers = tc.containers, tc.init
+			out, err := strip(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got corev1.ResourceList
+			if cs := out.(*corev1.Pod).Spec.Containers; len(cs) > 0 {
+				got = cs[0].Resources.Requests
+			}
+			if diff := cmp.Diff(tc.want, got, cmpopts.EquateEmpty(), cmp.Comparer(func(a, b resource.Quantity) bool { return a.Cmp(b) == 0 })); diff != "" {
+				t.Errorf("GPU requests (-want +got):\n%s", diff)
+			}
+		})
+	}
 }
