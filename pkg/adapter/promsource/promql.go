@@ -178,7 +178,7 @@ func requirementMatcher(r labels.Requirement, reserved []string) (string, error)
 		}
 		return key + `=~".+"`, nil
 	case selection.GreaterThan, selection.LessThan:
-		return "", fmt.Errorf("operator %q is not supported: PromQL label matchers compare strings, not numbers; use =, !=, in, notin, exists or !", op)
+		return "", fmt.Errorf("operator %q is not supported: PromQL label matchers compare strings, not numbers; use =, !=, in, notin, exists or not-exists (!key)", op)
 	default:
 		return "", fmt.Errorf("operator %q is not supported", op)
 	}
