@@ -55,6 +55,11 @@ func (b *bench) freshness(ctx context.Context) (freshResult, error) {
 		return res, err
 	}
 	defer func() { _ = prom.Stop() }()
+	wctx, wcancel := context.WithTimeout(ctx, 2*b.o.promScrape+time.Minute)
+	defer wcancel()
+	if err := prom.WaitForTargetsUp(wctx, len(targets)); err != nil {
+		return res, err
+	}
 
 	embedded, _, err := b.startAdapter(ctx, "adapter-embedded")
 	if err != nil {
@@ -100,14 +105,18 @@ func (b *bench) steps(ctx context.Context, source string, load *loadgen.Generato
 		}
 		load.SetRate(to)
 		start := time.Now()
-		var last float64
+		last := "no answer"
 		err := waitFor(ctx, 50*time.Millisecond, timeout, func() bool {
-			v, _, err := b.sumRate(freshSel)
-			last = v
-			return err == nil && math.Abs(v-to) <= 0.1*math.Abs(to-from)
+			v, n, err := b.sumRate(freshSel)
+			if err != nil {
+				last = err.Error()
+				return false
+			}
+			last = fmt.Sprintf("%.1f from %d pods", v, n)
+			return math.Abs(v-to) <= 0.1*math.Abs(to-from)
 		})
 		if err != nil {
-			return out, fmt.Errorf("%s step %d (%v -> %v requests/s): no 90%% within %v, last %.1f", source, i, from, to, timeout, last)
+			return out, fmt.Errorf("%s step %d (%v -> %v requests/s): no 90%% within %v, last %s", source, i, from, to, timeout, last)
 		}
 		took := time.Since(start).Seconds()
 		out = append(out, took)
@@ -123,14 +132,18 @@ func (b *bench) steps(ctx context.Context, source string, load *loadgen.Generato
 // settle waits at least hold, and until the value is within 5 % of level.
 func (b *bench) settle(ctx context.Context, level float64, hold, timeout time.Duration) error {
 	deadline := time.Now().Add(max(hold, 0))
-	var last float64
+	last := "no answer"
 	err := waitFor(ctx, 100*time.Millisecond, timeout, func() bool {
-		v, _, err := b.sumRate(freshSel)
-		last = v
-		return err == nil && time.Now().After(deadline) && math.Abs(v-level) <= 0.05*level
+		v, n, err := b.sumRate(freshSel)
+		if err != nil {
+			last = err.Error()
+			return false
+		}
+		last = fmt.Sprintf("%.1f from %d pods", v, n)
+		return time.Now().After(deadline) && math.Abs(v-level) <= 0.05*level
 	})
 	if err != nil {
-		return fmt.Errorf("value %.1f not within 5%% of %v after %v", last, level, timeout)
+		return fmt.Errorf("not within 5%% of %v after %v: last %s", level, timeout, last)
 	}
 	return nil
 }
