@@ -3,6 +3,9 @@ package integration
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 
 	"github.com/gpufleet/gpufleet/internal/adaptertest"
 	"github.com/gpufleet/gpufleet/internal/testutil"
@@ -74,4 +78,45 @@ func startAdapter(t *testing.T, c *localcluster.Cluster, port int, flags ...stri
 		t.Fatalf("metrics-adapter not ready: %v\n%s", err, p.LogTail(40))
 	}
 	return a
+}
+
+// adapterHTTP is an admin client for the adapter's own port.
+func adapterHTTP(t *testing.T, c *localcluster.Cluster, port int) (*http.Client, string) {
+	t.Helper()
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Host = "https://127.0.0.1:" + strconv.Itoa(port)
+	cfg.Insecure, cfg.CAData, cfg.CAFile = true, nil, ""
+	rt, err := rest.TransportFor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: rt, Timeout: 10 * time.Second}, cfg.Host
+}
+
+func getText(ctx context.Context, hc *http.Client, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("GET %s: %s: %s", url, resp.Status, body)
+	}
+	return string(body), nil
+}
+
+func getJSON(ctx context.Context, hc *http.Client, url string, into any) error {
+	body, err := getText(ctx, hc, url)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal([]byte(body), into)
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,8 @@ import (
 	"github.com/gpufleet/gpufleet/internal/adaptertest"
 	"github.com/gpufleet/gpufleet/internal/loadgen"
 	"github.com/gpufleet/gpufleet/internal/noderunner"
+	"github.com/gpufleet/gpufleet/internal/testutil"
+	"github.com/gpufleet/gpufleet/pkg/cost"
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 	"github.com/gpufleet/gpufleet/pkg/localcluster/clustertest"
 	"github.com/gpufleet/gpufleet/pkg/names"
@@ -56,7 +59,7 @@ func TestIntegrationAdapterHPA(t *testing.T) {
 	t.Cleanup(cancel)
 	createNodes(t, client, localcluster.GPUNode{Name: adapterNode})
 
-	adapter := startAdapter(t, c, 0)
+	adapter := startAdapter(t, c, 0, "--cost-period=1s")
 	if err := adaptertest.Register(ctx, c.Config, adapter.port, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +141,44 @@ func TestIntegrationAdapterHPA(t *testing.T) {
 		}
 	})
 
+	t.Run("cost report", func(t *testing.T) {
+		hc, host := adapterHTTP(t, c, adapter.port)
+		var row cost.Row
+		var last string
+		err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+			now := time.Now()
+			url := host + cost.ReportPath + "?by=workload&from=" + now.Add(-time.Hour).Format(time.RFC3339) + "&to=" + now.Add(time.Minute).Format(time.RFC3339)
+			var rep cost.Report
+			if err := getJSON(ctx, hc, url, &rep); err != nil {
+				last = err.Error()
+				return false, nil
+			}
+			for _, r := range rep.Rows {
+				if strings.Contains(r.Group, "bert") {
+					row = r
+				}
+			}
+			last = fmt.Sprintf("%+v", rep.Rows)
+			return row.GPUHoursAllocated > 0 && row.GPUHoursUsed > 0 && row.Efficiency != nil, nil
+		})
+		if err != nil {
+			t.Fatalf("no allocated and used GPU time for the bert Deployment: last %s", last)
+		}
+		t.Logf("bert Deployment: %.5f GPU-hours allocated, %.5f used, efficiency %v", row.GPUHoursAllocated, row.GPUHoursUsed, *row.Efficiency)
+		// Half a GPU allocated, kept 50 % busy: efficiency near 1 where use
+		// was observed.
+		if *row.Efficiency < 0.5 || *row.Efficiency > 1.5 {
+			t.Errorf("efficiency %v, want about 1 (a 500-milli pod keeping its GPU 50 %% busy): %+v", row.Efficiency, row)
+		}
+		body, err := getText(ctx, hc, host+"/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(body, `gpufleet_cost_gpu_allocated_seconds_total{`) || !strings.Contains(body, `workload="bert"`) {
+			t.Errorf("adapter /metrics lacks the bert Deployment's gpufleet_cost_gpu_allocated_seconds_total:\n%s", testutil.Lines(body, "gpufleet_cost_gpu_allocated_seconds_total"))
+		}
+	})
+
 	t.Run("HPA scales up and down", func(t *testing.T) {
 		mustCreate(t, client, modelHPA())
 		load.SetRate(40) // 10/s per pod at 4 replicas
@@ -160,7 +201,7 @@ func TestIntegrationAdapterHPA(t *testing.T) {
 		if err := adapter.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		adapter = startAdapter(t, c, adapter.port)
+		adapter = startAdapter(t, c, adapter.port, "--cost-period=1s")
 		ready := time.Now()
 		err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 			_, _, ts, err := get()
@@ -263,7 +304,11 @@ func modelDeployment(replicas int32) *appsv1.Deployment {
 				ObjectMeta: metav1.ObjectMeta{Labels: lbl, Annotations: map[string]string{
 					names.AnnotationScrape: "true", names.AnnotationScrapePort: strconv.Itoa(modelPort),
 				}},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "server", Image: "gpufleet/inference-server"}}},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "server", Image: "gpufleet/inference-server",
+					Resources: corev1.ResourceRequirements{
+						Requests: corev1.ResourceList{names.ResourceGPUMilli: resource.MustParse("500")},
+						Limits:   corev1.ResourceList{names.ResourceGPUMilli: resource.MustParse("500")},
+					}}}},
 			},
 		},
 	}

@@ -14,5 +14,6 @@ func NewCommand() *cobra.Command {
 		SilenceErrors: false,
 	}
 	cmd.AddCommand(newClusterCommand())
+	cmd.AddCommand(newCostCommand())
 	return cmd
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/labels"
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
+
+	"github.com/gpufleet/gpufleet/pkg/cost"
 )
 
 // Options are the adapter's flags: the API server's (secure serving,
@@ -28,6 +30,10 @@ type Options struct {
 	PrometheusWindow    time.Duration
 	PrometheusTimeout   time.Duration
 	PrometheusNodeLabel string
+
+	CostPeriod    time.Duration
+	CostRetention time.Duration
+	CostPrices    string
 }
 
 // NewOptions returns the defaults.
@@ -42,6 +48,8 @@ func NewOptions() *Options {
 		PrometheusWindow:    time.Minute,
 		PrometheusTimeout:   5 * time.Second,
 		PrometheusNodeLabel: "node",
+		CostPeriod:          10 * time.Second,
+		CostRetention:       24 * time.Hour,
 	}
 	o.Name = "gpufleet-metrics-adapter"
 	return o
@@ -61,6 +69,9 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.PrometheusWindow, "prometheus-rate-window", o.PrometheusWindow, "Range of rate() in PromQL; at least 4 x Prometheus' scrape interval.")
 	fs.DurationVar(&o.PrometheusTimeout, "prometheus-timeout", o.PrometheusTimeout, "Timeout of one PromQL query.")
 	fs.StringVar(&o.PrometheusNodeLabel, "prometheus-node-label", o.PrometheusNodeLabel, "Label that carries the node name on gpu-agent series in Prometheus.")
+	fs.DurationVar(&o.CostPeriod, "cost-period", o.CostPeriod, "How often GPU use is sampled for cost accounting (gpufleet_cost_* counters and "+cost.ReportPath+").")
+	fs.DurationVar(&o.CostRetention, "cost-retention", o.CostRetention, "How much cost history the adapter keeps in memory for "+cost.ReportPath+" (Prometheus keeps the counters for longer).")
+	fs.StringVar(&o.CostPrices, "cost-prices", o.CostPrices, "Price table (YAML, $/GPU-hour per GPU model, on-demand and spot) for costs in "+cost.ReportPath+"; empty: GPU-hours only.")
 }
 
 // Validate returns every invalid flag.
@@ -94,6 +105,17 @@ func (o *Options) Validate() error {
 		}
 		if o.PrometheusTimeout <= 0 {
 			errs = append(errs, fmt.Errorf("--prometheus-timeout=%v: must be positive", o.PrometheusTimeout))
+		}
+	}
+	if o.CostPeriod <= 0 {
+		errs = append(errs, fmt.Errorf("--cost-period=%v: must be positive", o.CostPeriod))
+	}
+	if o.CostRetention < time.Hour {
+		errs = append(errs, fmt.Errorf("--cost-retention=%v: must be at least 1h", o.CostRetention))
+	}
+	if o.CostPrices != "" {
+		if _, err := cost.LoadPrices(o.CostPrices); err != nil {
+			errs = append(errs, fmt.Errorf("--cost-prices=%q: %w", o.CostPrices, err))
 		}
 	}
 	if o.CustomMetricsAdapterServerOptions != nil {

@@ -18,11 +18,13 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/gpufleet/gpufleet/pkg/adapter/cluster"
+	"github.com/gpufleet/gpufleet/pkg/adapter/costfeed"
 	"github.com/gpufleet/gpufleet/pkg/adapter/embedded"
 	"github.com/gpufleet/gpufleet/pkg/adapter/promsource"
 	"github.com/gpufleet/gpufleet/pkg/adapter/provider"
 	"github.com/gpufleet/gpufleet/pkg/adapter/scrape"
 	"github.com/gpufleet/gpufleet/pkg/adapter/source"
+	"github.com/gpufleet/gpufleet/pkg/cost"
 )
 
 // NewCommand returns the metrics-adapter command.
@@ -99,6 +101,14 @@ func Run(ctx context.Context, o *Options) error {
 	if o.PrometheusURL != "" {
 		g.Go(func() error { return cache.Start(ctx) })
 	}
+	ledger, err := newLedger(o)
+	if err != nil {
+		return err
+	}
+	legacyregistry.RawMustRegister(ledger.Collector())
+	feeder := &costfeed.Feeder{Cache: cache, Source: src, Ledger: ledger, Period: o.CostPeriod}
+	g.Go(func() error { return feeder.Run(ctx) })
+
 	p := provider.New(cache, src)
 	o.WithCustomMetrics(p)
 	o.WithExternalMetrics(p)
@@ -114,8 +124,27 @@ func Run(ctx context.Context, o *Options) error {
 	})); err != nil {
 		return err
 	}
+	// The cost report, behind the server's delegated authentication and
+	// authorization (nonResourceURLs: ["/cost/report"], verbs: ["get"]).
+	srv.GenericAPIServer.Handler.NonGoRestfulMux.Handle(cost.ReportPath, ledger.Handler())
 	g.Go(func() error { return srv.GenericAPIServer.PrepareRun().RunWithContext(ctx) })
 	return g.Wait()
+}
+
+func newLedger(o *Options) (*cost.Ledger, error) {
+	opts := []cost.Option{cost.WithPeriod(o.CostPeriod), cost.WithRetention(o.CostRetention)}
+	if o.CostPrices != "" {
+		prices, err := cost.LoadPrices(o.CostPrices)
+		if err != nil {
+			return nil, fmt.Errorf("--cost-prices: %w", err)
+		}
+		opts = append(opts, cost.WithPrices(prices))
+	}
+	ledger, err := cost.NewLedger(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("GPU cost ledger: %w", err)
+	}
+	return ledger, nil
 }
 
 func newPrometheusSource(o *Options) (source.Source, error) {

@@ -258,6 +258,36 @@ func (c *Cache) Nodes(sel labels.Selector) []string {
 	return names
 }
 
+// NodeObjects lists the nodes (names, labels, GPU allocatable), sorted by
+// name.
+func (c *Cache) NodeObjects() []*corev1.Node {
+	objs := c.nodes.GetStore().List()
+	out := make([]*corev1.Node, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, o.(*corev1.Node))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Owner names the workload that controls a pod: its Deployment (through
+// its ReplicaSet), StatefulSet, Job, DaemonSet, ReplicaSet without a
+// Deployment, or ("Pod", its name) when nothing controls it.
+func (c *Cache) Owner(p *corev1.Pod) (kind, name string) {
+	ref := metav1.GetControllerOfNoCopy(p)
+	if ref == nil {
+		return "Pod", p.Name
+	}
+	if ref.Kind == "ReplicaSet" {
+		if obj, ok, _ := c.rs.GetStore().GetByKey(p.Namespace + "/" + ref.Name); ok {
+			if d := metav1.GetControllerOfNoCopy(obj.(metav1.Object)); d != nil && d.Kind == "Deployment" {
+				return d.Kind, d.Name
+			}
+		}
+	}
+	return ref.Kind, ref.Name
+}
+
 // HasNode reports whether the node exists.
 func (c *Cache) HasNode(name string) bool {
 	_, ok, _ := c.nodes.GetStore().GetByKey(name)
@@ -329,6 +359,11 @@ func stripPod(p *corev1.Pod) *corev1.Pod {
 	if req := podGPURequests(p); len(req) > 0 {
 		out.Spec.Containers = []corev1.Container{{Name: "gpu-requests", Resources: corev1.ResourceRequirements{Requests: req}}}
 	}
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		// When it released its GPUs: its containers' finish times.
+		out.Status.InitContainerStatuses = finishTimes(p.Status.InitContainerStatuses)
+		out.Status.ContainerStatuses = finishTimes(p.Status.ContainerStatuses)
+	}
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
 			out.Status.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
@@ -341,6 +376,18 @@ func stripPod(p *corev1.Pod) *corev1.Pod {
 // pods have metrics.
 func Running(p *corev1.Pod) bool {
 	return p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning && p.Spec.NodeName != ""
+}
+
+// finishTimes keeps the name and finish time of terminated containers.
+func finishTimes(cs []corev1.ContainerStatus) []corev1.ContainerStatus {
+	var out []corev1.ContainerStatus
+	for _, c := range cs {
+		if t := c.State.Terminated; t != nil {
+			out = append(out, corev1.ContainerStatus{Name: c.Name, State: corev1.ContainerState{
+				Terminated: &corev1.ContainerStateTerminated{FinishedAt: t.FinishedAt, ExitCode: t.ExitCode}}})
+		}
+	}
+	return out
 }
 
 // gpuResources keeps only the GPU resources of a resource list.
