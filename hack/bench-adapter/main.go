@@ -41,10 +41,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/discovery"
-	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/restmapper"
 	cmclient "k8s.io/metrics/pkg/client/custom_metrics"
 
 	"github.com/gpufleet/gpufleet/internal/adaptertest"
@@ -116,12 +113,11 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(c.Config)
+	cm, _, err := adaptertest.MetricsClients(c.Config)
 	if err != nil {
 		return err
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(dc))
-	b := &bench{o: o, c: c, client: client, cm: cmclient.NewForConfig(c.Config, mapper, cmclient.NewAvailableAPIsGetter(dc)), dir: dir}
+	b := &bench{o: o, c: c, client: client, cm: cm, dir: dir}
 
 	if _, err := localcluster.CreateGPUNode(ctx, client, localcluster.GPUNode{Name: node}); err != nil {
 		return err

@@ -14,11 +14,16 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery"
+	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/util/retry"
 	apiregv1 "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
+	cmclient "k8s.io/metrics/pkg/client/custom_metrics"
+	emclient "k8s.io/metrics/pkg/client/external_metrics"
 
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 )
@@ -159,4 +164,19 @@ func upsertServiceOnce(ctx context.Context, client kubernetes.Interface, svc *co
 	cur.Spec.ExternalName = svc.Spec.ExternalName
 	_, err = client.CoreV1().Services(svc.Namespace).Update(ctx, cur, metav1.UpdateOptions{})
 	return err
+}
+
+// MetricsClients are the custom and external metrics clients the HPA
+// controller itself uses, talking to kube-apiserver.
+func MetricsClients(cfg *rest.Config) (cmclient.CustomMetricsClient, emclient.ExternalMetricsClient, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(dc))
+	em, err := emclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cmclient.NewForConfig(cfg, mapper, cmclient.NewAvailableAPIsGetter(dc)), em, nil
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gpufleet/gpufleet/internal/msg"
 )
 
 func TestHandler(t *testing.T) {
@@ -35,7 +37,7 @@ func TestHandler(t *testing.T) {
 			rec := httptest.NewRecorder()
 			h.ServeHTTP(rec, httptest.NewRequest(tc.method, ReportPath+tc.query, nil))
 			if rec.Code != tc.code || !strings.Contains(rec.Body.String(), tc.want) {
-				t.Errorf("HTTP %d %q, want %d containing %q", rec.Code, truncate(rec.Body.String(), 300), tc.code, tc.want)
+				t.Errorf("HTTP %d %q, want %d containing %q", rec.Code, msg.Truncate(rec.Body.String(), 300), tc.code, tc.want)
 			}
 		})
 	}

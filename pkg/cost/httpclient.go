@@ -9,7 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/gpufleet/gpufleet/internal/msg"
 )
 
 // UsageReader reads the GPU time accounted over [from, to) from somewhere:
@@ -78,7 +79,7 @@ func (c *ReportClient) Usage(ctx context.Context, from, to time.Time) (Usage, er
 		return Usage{}, fmt.Errorf("reading the cost report from %s: %w", redact(&u), err)
 	}
 	if status != http.StatusOK {
-		return Usage{}, fmt.Errorf("reading the cost report from %s: HTTP %d: %s", redact(&u), status, truncate(strings.TrimSpace(string(body)), 300))
+		return Usage{}, fmt.Errorf("reading the cost report from %s: HTTP %d: %s", redact(&u), status, msg.Truncate(strings.TrimSpace(string(body)), 300))
 	}
 	var r Report
 	if err := json.Unmarshal(body, &r); err != nil {
@@ -113,16 +114,4 @@ func redact(u *url.URL) string {
 	c.User = nil
 	c.RawQuery = ""
 	return c.String()
-}
-
-// truncate shortens s for an error message, saying how long it was.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s... (%d bytes)", s[:cut], len(s))
 }

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gpufleet/gpufleet/internal/msg"
 )
 
 // PromReader reads Usage from a Prometheus server that scrapes the
@@ -210,7 +212,7 @@ func (r *PromReader) query(ctx context.Context, q string, t time.Time) ([]promSa
 			return vec, nil
 		}
 	}
-	return nil, fmt.Errorf("querying Prometheus at %s: %w (query: %s)", r.server, err, truncate(q, 200))
+	return nil, fmt.Errorf("querying Prometheus at %s: %w (query: %s)", r.server, err, msg.Truncate(q, 200))
 }
 
 // decodeVector parses an instant query's response: a successful vector of
@@ -230,7 +232,7 @@ func decodeVector(status int, body []byte) ([]promSample, error) {
 	}
 	if err := json.Unmarshal(body, &resp); err != nil {
 		if status/100 != 2 {
-			return nil, fmt.Errorf("HTTP %d: %s", status, truncate(string(body), 200))
+			return nil, fmt.Errorf("HTTP %d: %s", status, msg.Truncate(string(body), 200))
 		}
 		return nil, fmt.Errorf("decoding the response: %w", err)
 	}
@@ -250,11 +252,11 @@ func decodeVector(status int, body []byte) ([]promSample, error) {
 		}
 		var text string
 		if err := json.Unmarshal(s.Value[1], &text); err != nil {
-			return nil, fmt.Errorf("sample %d: value %s is not a quoted number", i, truncate(string(s.Value[1]), 100))
+			return nil, fmt.Errorf("sample %d: value %s is not a quoted number", i, msg.Truncate(string(s.Value[1]), 100))
 		}
 		v, err := strconv.ParseFloat(text, 64)
 		if err != nil {
-			return nil, fmt.Errorf("sample %d: value %q is not a number", i, truncate(text, 100))
+			return nil, fmt.Errorf("sample %d: value %q is not a number", i, msg.Truncate(text, 100))
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			continue

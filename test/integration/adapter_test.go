@@ -18,10 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/discovery"
-	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/restmapper"
 	cmclient "k8s.io/metrics/pkg/client/custom_metrics"
 	emclient "k8s.io/metrics/pkg/client/external_metrics"
 
@@ -384,18 +381,9 @@ func mustCreate(t *testing.T, client kubernetes.Interface, obj any) {
 	}
 }
 
-// metricsClients are the custom and external metrics clients the HPA
-// controller itself uses, through kube-apiserver.
 func metricsClients(t *testing.T, c *localcluster.Cluster) (cmclient.CustomMetricsClient, emclient.ExternalMetricsClient) {
 	t.Helper()
-	dc, err := discovery.NewDiscoveryClientForConfig(c.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cached := cacheddiscovery.NewMemCacheClient(dc)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cached)
-	cm := cmclient.NewForConfig(c.Config, mapper, cmclient.NewAvailableAPIsGetter(dc))
-	em, err := emclient.NewForConfig(c.Config)
+	cm, em, err := adaptertest.MetricsClients(c.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"k8s.io/klog/v2"
+
+	"github.com/gpufleet/gpufleet/internal/msg"
 )
 
 const (
@@ -53,10 +54,10 @@ func (s *Source) query(ctx context.Context, q string) ([]sample, error) {
 		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 			err = fmt.Errorf("no answer within the query timeout %v: %w", s.cfg.timeout, err)
 		}
-		return nil, fmt.Errorf("querying Prometheus at %s: %w (query: %s)", s.server, err, truncate(q, maxQueryInError))
+		return nil, fmt.Errorf("querying Prometheus at %s: %w (query: %s)", s.server, err, msg.Truncate(q, maxQueryInError))
 	}
 	if len(warnings) > 0 {
-		logger.V(2).Info("Prometheus query warnings", "server", s.server, "query", truncate(q, maxQueryInError), "warnings", warnings)
+		logger.V(2).Info("Prometheus query warnings", "server", s.server, "query", msg.Truncate(q, maxQueryInError), "warnings", warnings)
 	}
 	logger.V(5).Info("Prometheus answered", "server", s.server, "samples", len(vec))
 	return vec, nil
@@ -114,7 +115,7 @@ func decode(status int, body []byte) ([]sample, []string, error) {
 	var r apiResponse
 	if err := json.Unmarshal(body, &r); err != nil {
 		if status/100 != 2 {
-			return nil, nil, fmt.Errorf("HTTP %d: %s", status, truncate(string(body), maxBodyInError))
+			return nil, nil, fmt.Errorf("HTTP %d: %s", status, msg.Truncate(string(body), maxBodyInError))
 		}
 		return nil, nil, fmt.Errorf("decoding the response: %w", err)
 	}
@@ -158,31 +159,19 @@ func (vs *vectorSample) parse() (sample, error) {
 	}
 	secs, err := strconv.ParseFloat(string(vs.Value[0]), 64)
 	if err != nil || math.IsNaN(secs) || math.Abs(secs) > maxUnixSeconds {
-		return sample{}, fmt.Errorf("time %s is not a Unix time in seconds", truncate(string(vs.Value[0]), maxBodyInError))
+		return sample{}, fmt.Errorf("time %s is not a Unix time in seconds", msg.Truncate(string(vs.Value[0]), maxBodyInError))
 	}
 	var text string
 	if err := json.Unmarshal(vs.Value[1], &text); err != nil {
-		return sample{}, fmt.Errorf("value %s is not a quoted number", truncate(string(vs.Value[1]), maxBodyInError))
+		return sample{}, fmt.Errorf("value %s is not a quoted number", msg.Truncate(string(vs.Value[1]), maxBodyInError))
 	}
 	v, err := strconv.ParseFloat(text, 64)
 	if err != nil {
-		return sample{}, fmt.Errorf("value %q is not a number", truncate(text, maxBodyInError))
+		return sample{}, fmt.Errorf("value %q is not a number", msg.Truncate(text, maxBodyInError))
 	}
 	return sample{
 		labels: vs.Metric,
 		value:  v,
 		time:   time.UnixMilli(int64(math.Round(secs * 1000))),
 	}, nil
-}
-
-// truncate shortens s for an error message, saying how long it was.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return fmt.Sprintf("%s... (%d bytes)", s[:cut], len(s))
 }
