@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -23,6 +25,7 @@ import (
 	emclient "k8s.io/metrics/pkg/client/external_metrics"
 
 	agentapp "github.com/gpufleet/gpufleet/cmd/gpu-agent/app"
+	gpufleetapp "github.com/gpufleet/gpufleet/cmd/gpufleet/app"
 	"github.com/gpufleet/gpufleet/internal/adaptertest"
 	"github.com/gpufleet/gpufleet/internal/loadgen"
 	"github.com/gpufleet/gpufleet/internal/noderunner"
@@ -166,6 +169,21 @@ func TestIntegrationAdapterHPA(t *testing.T) {
 		// was observed.
 		if *row.Efficiency < 0.5 || *row.Efficiency > 1.5 {
 			t.Errorf("efficiency %v, want about 1 (a 500-milli pod keeping its GPU 50 %% busy): %+v", row.Efficiency, row)
+		}
+		// The CLI against the same endpoint, with the admin kubeconfig.
+		out := filepath.Join(t.TempDir(), "cost.csv")
+		cli := gpufleetapp.NewCommand()
+		cli.SetArgs([]string{"cost", "--adapter-url", host, "--insecure-skip-tls-verify", "--kubeconfig", c.KubeconfigPath,
+			"--by", "workload", "--format", "csv", "--last", "1h", "-o", out})
+		if err := cli.Execute(); err != nil {
+			t.Fatalf("gpufleet cost: %v", err)
+		}
+		csv, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(csv), "bert") {
+			t.Errorf("gpufleet cost --by workload has no bert row:\n%s", csv)
 		}
 		body, err := getText(ctx, hc, host+"/metrics")
 		if err != nil {
