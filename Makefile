@@ -84,6 +84,10 @@ test-race: deps tools ## Every test under the race detector (slower; not part of
 test-integration: deps tools ## Integration tests only (TestIntegration*), against real control planes.
 	$(GO) test -timeout $(TEST_TIMEOUT) -run Integration $(GOTEST_FLAGS) ./...
 
+.PHONY: e2e
+e2e: tools build ## End-to-end test: the real binaries on a local control plane, simulated V100/T4 nodes, load, HPA up and down (test/e2e).
+	$(GO) test -count=1 -timeout 10m -v -run E2E $(GOTEST_FLAGS) ./test/e2e/
+
 .PHONY: bench-controlplane
 bench-controlplane: tools ## Control-plane start and stop time: median and max of 5 starts.
 	$(GO) test -run '^$$' -bench BenchmarkControlPlaneStart -benchtime 5x ./pkg/localcluster/

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -66,7 +67,7 @@ func (b *bench) freshness(ctx context.Context) (freshResult, error) {
 		return res, err
 	}
 	fmt.Printf("%-12s %4s %8s %8s %10s\n", "source", "step", "from", "to", "seconds")
-	if res.embedded, err = b.steps(ctx, "embedded", load, b.o.steps, 4*time.Second, 30*time.Second); err != nil {
+	if res.embedded, err = b.steps(ctx, "embedded", load, b.o.steps, time.Second, 4*time.Second, 30*time.Second); err != nil {
 		return res, fmt.Errorf("%w\nadapter log:\n%s", err, embedded.LogTail(30))
 	}
 	_ = embedded.Stop(5 * time.Second)
@@ -79,7 +80,7 @@ func (b *bench) freshness(ctx context.Context) (freshResult, error) {
 		}
 		defer func() { _ = promAdapter.Stop(5 * time.Second) }()
 		hold := b.o.promRate + 2*b.o.promScrape // until rate() covers only the new level
-		if res.prometheus, err = b.steps(ctx, "prometheus", load, b.o.promSteps, hold, hold+2*time.Minute); err != nil {
+		if res.prometheus, err = b.steps(ctx, "prometheus", load, b.o.promSteps, b.o.promScrape, hold, hold+2*time.Minute); err != nil {
 			return res, fmt.Errorf("%w\nadapter log:\n%s", err, promAdapter.LogTail(30))
 		}
 	}
@@ -90,8 +91,10 @@ func (b *bench) freshness(ctx context.Context) (freshResult, error) {
 }
 
 // steps settles the load at the low level, then steps it n times between
-// low and high, returning each step's time to 90 %.
-func (b *bench) steps(ctx context.Context, source string, load *loadgen.Generator, n int, hold, timeout time.Duration) ([]float64, error) {
+// low and high, returning each step's time to 90 %. Each step comes at a
+// random phase of the source's scrape interval (after the settled value is
+// held), so that the steps sample every position relative to the scrapes.
+func (b *bench) steps(ctx context.Context, source string, load *loadgen.Generator, n int, scrape, hold, timeout time.Duration) ([]float64, error) {
 	level := b.o.low
 	load.SetRate(level)
 	if err := b.settle(ctx, level, hold, timeout); err != nil {
@@ -102,6 +105,11 @@ func (b *bench) steps(ctx context.Context, source string, load *loadgen.Generato
 		from, to := level, b.o.high
 		if level == b.o.high {
 			to = b.o.low
+		}
+		select { // a random phase, not a wait for a condition
+		case <-time.After(rand.N(scrape)):
+		case <-ctx.Done():
+			return out, ctx.Err()
 		}
 		load.SetRate(to)
 		start := time.Now()

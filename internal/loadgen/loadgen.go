@@ -4,6 +4,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -19,6 +20,7 @@ type Generator struct {
 	mu      sync.Mutex
 	rate    float64
 	targets []string
+	body    []byte
 	next    int
 
 	sent, failed atomic.Int64
@@ -46,6 +48,14 @@ func (g *Generator) SetRate(perSecond float64) {
 func (g *Generator) SetTargets(urls []string) {
 	g.mu.Lock()
 	g.targets = append([]string(nil), urls...)
+	g.mu.Unlock()
+}
+
+// SetBody sets the JSON body of every request from now on (default none),
+// e.g. an inference request built by V2Request.
+func (g *Generator) SetBody(body []byte) {
+	g.mu.Lock()
+	g.body = append([]byte(nil), body...)
 	g.mu.Unlock()
 }
 
@@ -83,17 +93,21 @@ func (g *Generator) Run(ctx context.Context) {
 				url := g.targets[g.next%len(g.targets)]
 				g.next++
 				g.inFlight.Add(1)
-				go g.send(url)
+				go g.send(url, g.body)
 			}
 			g.mu.Unlock()
 		}
 	}
 }
 
-func (g *Generator) send(url string) {
+func (g *Generator) send(url string, body []byte) {
 	defer g.inFlight.Done()
 	g.sent.Add(1)
-	resp, err := g.client.Post(url, "application/json", nil)
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	resp, err := g.client.Post(url, "application/json", r)
 	if err != nil {
 		g.failed.Add(1)
 		g.lastErr.Store(err.Error())

@@ -1,13 +1,16 @@
 // Package noderunner is TEST INFRASTRUCTURE, not a product: it plays the
 // kubelet for simulated nodes (Node objects without a kubelet) on a local
 // control plane. For each pod bound to one of its nodes it starts a
-// workload on the pod's own loopback address (127.0.x.y), reports the pod
-// Running and Ready with that IP, and when the pod is deleted it stops the
-// workload and removes the pod object, as a kubelet would.
+// workload on the pod's own loopback address (127.x.y.z), reports the pod
+// Running and Ready with that IP, and when the pod is deleted it reports the
+// pod not ready, stops the workload (which may drain) and removes the pod
+// object, as a kubelet would. Workloads are in-process servers (Exporter) or
+// real programs (Process).
 package noderunner
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"sync"
@@ -64,6 +67,14 @@ func WithBinding(scheduler, node string) Option {
 	return func(r *Runner) { r.bindScheduler, r.bindTo = scheduler, node }
 }
 
+// WithIPBlock makes the runner give its pods addresses 127.block.1.1,
+// 127.block.1.2, ... instead of 127.0.1.1, ...: runners side by side (one
+// per simulated node, or in parallel tests) each take their own block so
+// their pods never share an address.
+func WithIPBlock(block byte) Option {
+	return func(r *Runner) { r.ips = newIPPool(block) }
+}
+
 // New returns a runner for the named nodes.
 func New(client kubernetes.Interface, nodes []string, w Workload, opts ...Option) *Runner {
 	r := &Runner{
@@ -71,7 +82,7 @@ func New(client kubernetes.Interface, nodes []string, w Workload, opts ...Option
 		nodes:    map[string]bool{},
 		workload: w,
 		running:  map[types.UID]*instance{},
-		ips:      newIPPool(),
+		ips:      newIPPool(0),
 		queue:    workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]()),
 	}
 	for _, n := range nodes {
@@ -112,12 +123,15 @@ func (r *Runner) Run(ctx context.Context) error {
 	r.queue.ShutDown()
 	wg.Wait()
 	f.Shutdown()
+	// Stop every workload at once: graceful stops may each take a while.
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var stops sync.WaitGroup
 	for uid, in := range r.running {
-		in.stop()
+		stops.Go(in.stop)
 		delete(r.running, uid)
 	}
+	stops.Wait()
 	return nil
 }
 
@@ -163,6 +177,13 @@ func (r *Runner) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	if pod.DeletionTimestamp != nil {
+		// As a kubelet does, the pod leaves the ready set before its
+		// workload stops, so clients following readiness stop sending first.
+		if r.isRunning(pod.UID) && Ready(pod) {
+			if err := r.reportNotReady(ctx, pod); err != nil {
+				return err
+			}
+		}
 		r.stop(pod.UID)
 		err := r.client.CoreV1().Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
 			GracePeriodSeconds: new(int64),
@@ -229,6 +250,36 @@ func (r *Runner) reportRunning(ctx context.Context, pod *corev1.Pod, ip string) 
 		return nil
 	}
 	return err
+}
+
+// reportNotReady sets the pod's Ready and ContainersReady conditions to
+// False with a patch of its status, which needs no resourceVersion and so
+// never conflicts with the deletion that caused it.
+func (r *Runner) reportNotReady(ctx context.Context, pod *corev1.Pod) error {
+	now := metav1.Now()
+	var conds []corev1.PodCondition
+	for _, t := range []corev1.PodConditionType{corev1.ContainersReady, corev1.PodReady} {
+		conds = append(conds, corev1.PodCondition{Type: t, Status: corev1.ConditionFalse, Reason: "PodTerminating", LastTransitionTime: now})
+	}
+	patch, err := json.Marshal(map[string]any{"status": map[string]any{"conditions": conds}})
+	if err != nil {
+		return err
+	}
+	_, err = r.client.CoreV1().Pods(pod.Namespace).Patch(ctx, pod.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status")
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("reporting pod %s/%s not ready: %w", pod.Namespace, pod.Name, err)
+	}
+	return nil
+}
+
+func (r *Runner) isRunning(uid types.UID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.running[uid]
+	return ok
 }
 
 // stop ends the workload of pod uid, if it runs.
@@ -307,15 +358,15 @@ func Ready(p *corev1.Pod) bool {
 	return false
 }
 
-// ipPool hands out loopback addresses 127.0.1.1, 127.0.1.2, ..., reusing
-// returned ones last.
+// ipPool hands out loopback addresses 127.block.1.1, 127.block.1.2, ...,
+// reusing returned ones last.
 type ipPool struct {
 	mu   sync.Mutex
 	next uint32
 	free []string
 }
 
-func newIPPool() *ipPool { return &ipPool{next: 127<<24 | 1<<8 | 1} }
+func newIPPool(block byte) *ipPool { return &ipPool{next: 127<<24 | uint32(block)<<16 | 1<<8 | 1} }
 
 func (p *ipPool) get() string {
 	p.mu.Lock()
