@@ -31,7 +31,7 @@ export CGO_CFLAGS ?= -O2 -g -Wno-deprecated-declarations
 
 .PHONY: help
 help: ## Show this help.
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 .PHONY: build
 build: ## Build every gpufleet binary into bin/.
@@ -69,7 +69,7 @@ deps: ## Install the Debian packages the tests need (prometheus) when missing; n
 	fi
 
 .PHONY: test
-test: deps tools ## Every unit and integration test (what CI runs).
+test: deps tools build ## Every unit and integration test (what CI runs).
 	$(GO) test -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
 
 .PHONY: test-unit
@@ -77,11 +77,11 @@ test-unit: ## Unit tests only: no control plane is started.
 	$(GO) test -short $(GOTEST_FLAGS) ./...
 
 .PHONY: test-race
-test-race: deps tools ## Every test under the race detector (slower; not part of make test).
+test-race: deps tools build ## Every test under the race detector (slower; not part of make test).
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
 
 .PHONY: test-integration
-test-integration: deps tools ## Integration tests only (TestIntegration*), against real control planes.
+test-integration: deps tools build ## Integration tests only (TestIntegration*), against real control planes.
 	$(GO) test -timeout $(TEST_TIMEOUT) -run Integration $(GOTEST_FLAGS) ./...
 
 .PHONY: e2e

@@ -27,7 +27,9 @@ const SchedulerName = "gpufleet-scheduler"
 // GPUPackProfile is the profile YAML gpufleet recommends (the manifests ship
 // the same): GPUPack at every extension point with weight 10, and the
 // default NodeResourcesFit and NodeResourcesBalancedAllocation scoring off,
-// GPUPack binding GPU pods (with their GPU indices, one API write).
+// no cluster-default PodTopologySpread constraints (they spread a
+// Deployment's replicas; a pod's own constraints still apply), GPUPack
+// binding GPU pods (with their GPU indices, one API write).
 func GPUPackProfile(schedulerName, strategy string) string {
 	return fmt.Sprintf(`- schedulerName: %s
   plugins:
@@ -46,6 +48,9 @@ func GPUPackProfile(schedulerName, strategy string) string {
   - name: GPUPack
     args:
       strategy: %s
+  - name: PodTopologySpread
+    args:
+      defaultingType: List
 `, schedulerName, strategy)
 }
 

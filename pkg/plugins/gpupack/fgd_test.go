@@ -2,6 +2,8 @@ package gpupack
 
 import (
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // halfGPUs is a workload of 500-milli pods only.
@@ -90,6 +92,17 @@ func preferred(t *testing.T, strategy string, c *Cluster, r Request, nodes map[s
 	return best
 }
 
+// GPUFleet's tie-break never overturns FGD's order: a node FGD scores
+// higher keeps a score at least as high, and among equal FGD scores only the
+// fullest keep it.
+func TestGPUFleetNormalize(t *testing.T) {
+	raw := []int64{50*packScale + 10, 50*packScale + 900, 50*packScale + 900, 49*packScale + 1000, 0*packScale + 5, 0*packScale + 1}
+	gpuFleet{}.Normalize(raw)
+	if diff := cmp.Diff([]int64{49, 50, 50, 49, 0, 0}, raw); diff != "" {
+		t.Errorf("normalized (-want +got):\n%s", diff)
+	}
+}
+
 func TestStrategiesChooseNodes(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -106,19 +119,20 @@ func TestStrategiesChooseNodes(t *testing.T) {
 			want:    map[string]string{StrategyBestFit: "600-free", StrategyFGD: "idle", StrategyGPUFleet: "idle", StrategySpread: "idle"},
 		},
 		{
-			// Both truncate to 49: a tie the scheduler breaks at random.
+			// Both truncate to 49: a tie FGD leaves to the scheduler's
+			// random pick, GPUFleet to the fuller node.
 			name:    "growth differing by less than FGD resolves",
 			cluster: mostlySmall,
 			r:       share(400),
 			nodes:   map[string]*Node{"grows-20": gpuNode(600, 0, 0), "grows-15": gpuNode(550)},
-			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: ""},
+			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "grows-15"},
 		},
 		{
 			name:    "equal growth: the fuller node",
 			cluster: halfGPUs,
 			r:       wholeGPU(1),
 			nodes:   map[string]*Node{"half-used": gpuNode(1000, 1000, 0, 0), "idle": gpuNode(1000, 1000, 1000, 1000)},
-			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "", StrategyBestFit: "half-used", StrategySpread: "idle"},
+			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "half-used", StrategyBestFit: "half-used", StrategySpread: "idle"},
 		},
 	}
 	for _, tt := range tests {

@@ -163,25 +163,54 @@ func (fgd) Normalize([]int64) {}
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-// gpuFleet is gpufleet's own strategy. Nodes are scored as FGD scores them
+// gpuFleet is gpufleet's own strategy. Nodes are ranked as FGD ranks them
 // (the growth of the workload's expected fragmentation through a sigmoid,
 // 0..100), which the trace simulator shows to be the better node ranking:
-// finer rankings (the exact growth, or growth then packing) stranded 1 to 2
-// % more GPUs on the Alibaba trace, because FGD's coarse scores let the
-// scheduler's random choice among equal nodes spread pods over nodes that
-// are all good enough. Within a node, a share goes to the GPU with the best
-// score and, among GPUs that score the same, to the fullest one (FGD takes
-// the lowest index): free GPUs stay whole for whole-GPU and large-share
-// pods. Whole GPUs go to the best NVLink-connected set.
+// finer rankings (the exact growth) stranded 1 to 2 % more GPUs on the
+// Alibaba trace. Among nodes FGD scores the same, the fullest wins (least
+// CPU and GPU left after the placement, as BestFit measures it), so that
+// pods consolidate and other nodes stay whole for large pods and for the
+// cluster autoscaler, instead of a random pick that spreads a Deployment's
+// replicas over empty nodes (a 1-GPU pod on any node with free whole GPUs
+// grows fragmentation by 0 everywhere). In the simulator that tie-break
+// strands no more GPUs than FGD's. Within a node, a share goes to the GPU
+// with the best score and, among GPUs that score the same, to the fullest
+// one (FGD takes the lowest index): free GPUs stay whole for whole-GPU and
+// large-share pods. Whole GPUs go to the best NVLink-connected set.
+//
+// Score returns FGD's score x packScale + the packing term; Normalize turns
+// that back into FGD's score, one less for nodes that are not the fullest
+// of their FGD score.
 type gpuFleet struct{}
+
+// packScale separates FGD's score from the packing tie-break in raw scores.
+const packScale = 1 << 10
 
 func (gpuFleet) Name() string { return StrategyGPUFleet }
 
 func (gpuFleet) Score(c *Cluster, n *Node, r Request) (int64, []int) {
-	return fragmentationScore(c, n, r, true)
+	s, gpus := fragmentationScore(c, n, r, true)
+	left := 0.5*float64(n.CPUFree-r.CPU)/float64(max(c.MaxCPU, 1)) + 0.5*float64(n.Idle()-r.TotalMilli())/float64(max(c.MaxGPUMilli, 1))
+	pack := int64((1 - min(max(left, 0), 1)) * (packScale - 1))
+	return s*packScale + pack, gpus
 }
 
-func (gpuFleet) Normalize([]int64) {}
+func (gpuFleet) Normalize(scores []int64) {
+	fullest := map[int64]int64{} // FGD score -> best raw score with it
+	for _, raw := range scores {
+		level := raw / packScale
+		if best, ok := fullest[level]; !ok || raw > best {
+			fullest[level] = raw
+		}
+	}
+	for i, raw := range scores {
+		level := raw / packScale
+		if raw < fullest[level] {
+			level = max(level-1, 0)
+		}
+		scores[i] = level
+	}
+}
 
 // minMax maps scores linearly onto 0..MaxScore (all MaxScore if equal).
 func minMax(scores []int64) {

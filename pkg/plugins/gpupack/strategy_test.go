@@ -28,6 +28,9 @@ func runStrategyCases(t *testing.T, name string, tests []strategyCase) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			score, gpus := s.Score(tt.cluster, tt.node, tt.r)
+			if name == StrategyGPUFleet {
+				score /= packScale // FGD's score; the rest is the packing tie-break
+			}
 			if score != tt.wantScore {
 				t.Errorf("%s.Score(%v, %s) score = %d, want %d", name, tt.node.Free, tt.r, score, tt.wantScore)
 			}
