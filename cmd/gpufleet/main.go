@@ -1,5 +1,6 @@
 // Command gpufleet is the admin CLI: a local control plane for trying
-// gpufleet out (`gpufleet cluster up`), and later cost reports and the demo.
+// gpufleet out (`gpufleet cluster up`), GPU cost reports (`gpufleet cost`)
+// and the demo (`gpufleet demo`).
 package main
 
 import (

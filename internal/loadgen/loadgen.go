@@ -44,6 +44,13 @@ func (g *Generator) SetRate(perSecond float64) {
 	g.mu.Unlock()
 }
 
+// Rate returns the requests per second set last.
+func (g *Generator) Rate() float64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.rate
+}
+
 // SetTargets replaces the URLs requests go to (each gets an equal share).
 func (g *Generator) SetTargets(urls []string) {
 	g.mu.Lock()

@@ -1,6 +1,6 @@
-// Package noderunner is TEST INFRASTRUCTURE, not a product: it plays the
-// kubelet for simulated nodes (Node objects without a kubelet) on a local
-// control plane. For each pod bound to one of its nodes it starts a
+// Package noderunner is TEST AND DEMO INFRASTRUCTURE, not a product: it
+// plays the kubelet for simulated nodes (Node objects without a kubelet) on
+// a local control plane. For each pod bound to one of its nodes it starts a
 // workload on the pod's own loopback address (127.x.y.z), reports the pod
 // Running and Ready with that IP, and when the pod is deleted it reports the
 // pod not ready, stops the workload (which may drain) and removes the pod

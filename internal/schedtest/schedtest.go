@@ -6,9 +6,6 @@ package schedtest
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -17,79 +14,30 @@ import (
 	"k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 
 	_ "github.com/gpufleet/gpufleet/apis/config/scheme" // GPUPackArgs in pluginConfig
+	"github.com/gpufleet/gpufleet/internal/schedconfig"
 	"github.com/gpufleet/gpufleet/pkg/names"
 	"github.com/gpufleet/gpufleet/pkg/plugins/gpupack"
 )
 
 // SchedulerName is the profile name gpufleet's manifests use.
-const SchedulerName = "gpufleet-scheduler"
+const SchedulerName = schedconfig.SchedulerName
 
-// GPUPackProfile is the profile YAML gpufleet recommends (the manifests ship
-// the same): GPUPack at every extension point with weight 10, and the
-// default NodeResourcesFit and NodeResourcesBalancedAllocation scoring off,
-// no cluster-default PodTopologySpread constraints (they spread a
-// Deployment's replicas; a pod's own constraints still apply), GPUPack
-// binding GPU pods (with their GPU indices, one API write).
+// GPUPackProfile is schedconfig.GPUPackProfile: the profile gpufleet
+// recommends.
 func GPUPackProfile(schedulerName, strategy string) string {
-	return fmt.Sprintf(`- schedulerName: %s
-  plugins:
-    multiPoint:
-      enabled:
-      - name: GPUPack
-        weight: 10
-    bind:
-      enabled:
-      - name: GPUPack
-    score:
-      disabled:
-      - name: NodeResourcesFit
-      - name: NodeResourcesBalancedAllocation
-  pluginConfig:
-  - name: GPUPack
-    args:
-      strategy: %s
-  - name: PodTopologySpread
-    args:
-      defaultingType: List
-`, schedulerName, strategy)
+	return schedconfig.GPUPackProfile(schedulerName, strategy)
 }
 
-// MostAllocatedProfile is the stock kube-scheduler's way to bin-pack GPUs:
-// NodeResourcesFit scoring MostAllocated on nvidia.com/gpu (and the
-// gpufleet.io/gpu-milli share), without GPUPack.
+// MostAllocatedProfile is schedconfig.MostAllocatedProfile: the stock
+// kube-scheduler's way to bin-pack GPUs.
 func MostAllocatedProfile(schedulerName string) string {
-	return fmt.Sprintf(`- schedulerName: %s
-  pluginConfig:
-  - name: NodeResourcesFit
-    args:
-      scoringStrategy:
-        type: MostAllocated
-        resources:
-        - name: nvidia.com/gpu
-          weight: 1
-        - name: gpufleet.io/gpu-milli
-          weight: 1
-`, schedulerName)
+	return schedconfig.MostAllocatedProfile(schedulerName)
 }
 
-// WriteConfig writes a KubeSchedulerConfiguration with the given profiles
-// (YAML list items) for a scheduler reaching the API server through
-// kubeconfig, and returns its path.
+// WriteConfig is schedconfig.WriteConfig: it writes a
+// KubeSchedulerConfiguration with the given profiles and returns its path.
 func WriteConfig(dir, kubeconfig string, leaderElect bool, profiles ...string) (string, error) {
-	cfg := fmt.Sprintf(`apiVersion: kubescheduler.config.k8s.io/v1
-kind: KubeSchedulerConfiguration
-clientConnection:
-  kubeconfig: %q
-  qps: 5000
-  burst: 10000
-leaderElection:
-  leaderElect: %t
-  resourceNamespace: kube-system
-  resourceName: gpufleet-scheduler
-profiles:
-%s`, kubeconfig, leaderElect, strings.Join(profiles, ""))
-	path := filepath.Join(dir, "scheduler-config.yaml")
-	return path, os.WriteFile(path, []byte(cfg), 0o644)
+	return schedconfig.WriteConfig(dir, kubeconfig, leaderElect, profiles...)
 }
 
 // Run runs the scheduler with the config file until ctx ends. It serves no

@@ -4,27 +4,14 @@
 // `go build` when missing; present ones are used as they are, so `make e2e`
 // runs `make build` first).
 //
-// How each component runs:
-//   - etcd, kube-apiserver and kube-controller-manager (Deployment,
-//     ReplicaSet and HPA controllers, HPA sync every second): children of
-//     the test through pkg/localcluster.
-//   - bin/scheduler-plugin --config: the recommended GPUPack profile
-//     (internal/schedtest) as the second scheduler gpufleet-scheduler,
-//     leader election off; a child process.
-//   - bin/metrics-adapter: a child process registered as the custom and
-//     external metrics APIs (internal/adaptertest).
-//   - Simulated nodes (two 8-GPU V100 nodes, 16 and 32 GB, and a 4-GPU T4
-//     node) have no kubelet: one internal/noderunner Runner per node plays
-//     it, each in its own 127.N.0.0/16 block. Its Process workload runs every
-//     pod bound to the node as a real program on the pod's address: the
-//     node's gpu-agent pod (a pod object with app.kubernetes.io/name=gpu-agent,
-//     bound to the node as a DaemonSet's would be, so the adapter scrapes
-//     it) runs bin/gpu-agent --nvml=mock on the node's simulation directory;
-//     model pods run bin/inference-server --device=cpu, reporting their
-//     batches' run time as busy time of the GPUs in their
-//     gpufleet.io/gpu-indices annotation, as their pod, to the same
-//     directory. A deleted pod is reported not ready first, then its
-//     program gets SIGTERM and drains before the pod object goes.
-//   - internal/loadgen sends real v2 inference requests, built from the
-//     server's model metadata, to the ready pods it watches.
+// internal/stack runs the system (`gpufleet demo` runs the same): etcd,
+// kube-apiserver and kube-controller-manager (Deployments, ReplicaSets, the
+// HPA), bin/scheduler-plugin as gpufleet-scheduler, bin/metrics-adapter
+// registered as the custom and external metrics APIs, and simulated V100
+// and T4 nodes whose pods internal/noderunner runs as real programs: a
+// bin/gpu-agent per node on its simulated GPUs, a bin/inference-server per
+// model pod on its own loopback address, reporting its batches as busy time
+// of its GPUs. internal/loadgen sends real v2 inference requests to the
+// ready pods it watches. This package drives the load and checks what the
+// system does with it.
 package e2e

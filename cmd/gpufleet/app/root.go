@@ -15,5 +15,6 @@ func NewCommand() *cobra.Command {
 	}
 	cmd.AddCommand(newClusterCommand())
 	cmd.AddCommand(newCostCommand())
+	cmd.AddCommand(newDemoCommand())
 	return cmd
 }
