@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 )
@@ -49,7 +48,7 @@ func Ensure(ctx context.Context, binDir string, names ...string) (map[string]str
 			return nil, fmt.Errorf("%q is not a gpufleet command (no directory cmd/%s)", name, name)
 		}
 		paths[name] = filepath.Join(binDir, name)
-		if !isExecutable(paths[name]) {
+		if !localcluster.IsExecutable(paths[name]) {
 			missing = append(missing, name)
 		}
 	}
@@ -59,13 +58,13 @@ func Ensure(ctx context.Context, binDir string, names ...string) (map[string]str
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return nil, err
 	}
-	unlock, err := lockFile(filepath.Join(binDir, ".build.lock"))
+	unlock, err := localcluster.LockFile(filepath.Join(binDir, ".build.lock"))
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
 	for _, name := range missing {
-		if isExecutable(paths[name]) { // built by another process while we waited
+		if localcluster.IsExecutable(paths[name]) { // built by another process while we waited
 			continue
 		}
 		if err := build(ctx, root, name, paths[name]); err != nil {
@@ -94,25 +93,4 @@ func build(ctx context.Context, root, name, out string) error {
 		return fmt.Errorf("building %s (run `make build` to see why): %w\n%s", name, err, out)
 	}
 	return os.Rename(tmp, out)
-}
-
-func isExecutable(path string) bool {
-	st, err := os.Stat(path)
-	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
-}
-
-// lockFile takes an exclusive flock on path and returns its release.
-func lockFile(path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return func() {
-		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-		_ = f.Close()
-	}, nil
 }

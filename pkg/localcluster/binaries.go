@@ -114,6 +114,13 @@ func EnsureBinaries(ctx context.Context, binDir string, names ...string) (map[st
 	return paths, nil
 }
 
+// IsExecutable reports whether path is a regular file someone may execute.
+func IsExecutable(path string) bool { return isExecutable(path) }
+
+// LockFile takes an exclusive flock on path (created if missing) and returns
+// its release: builders of binaries into one folder serialise on it.
+func LockFile(path string) (func(), error) { return lockFile(path) }
+
 func isExecutable(path string) bool {
 	st, err := os.Stat(path)
 	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
