@@ -12,7 +12,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 )
@@ -94,26 +93,8 @@ func (p *Process) readyTimeout() time.Duration {
 func waitServing(ctx context.Context, proc *localcluster.Process, url string, timeout time.Duration) error {
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
-	var last string
-	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		if done, err := proc.Exited(); done {
-			return false, fmt.Errorf("exited before it was ready: %v", err)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		return fmt.Errorf("not ready at %s (last: %s): %w", url, last, err)
+	if err := proc.WaitHTTPOK(ctx, client, url, timeout); err != nil {
+		return fmt.Errorf("not ready at %s: %w", url, err)
 	}
 	return nil
 }

@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
-
 	"github.com/gpufleet/gpufleet/internal/adaptertest"
 	"github.com/gpufleet/gpufleet/internal/binaries"
 	"github.com/gpufleet/gpufleet/internal/schedconfig"
@@ -86,26 +84,8 @@ func (s *Stack) startAdapter(ctx context.Context, extra []string) error {
 func waitHTTPSOK(ctx context.Context, p *localcluster.Process, name, url string) error {
 	insecure := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback probe of a self-signed local server
 	defer insecure.CloseIdleConnections()
-	var last string
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 60*time.Second, true, func(ctx context.Context) (bool, error) {
-		if done, err := p.Exited(); done {
-			return false, fmt.Errorf("%s exited: %v", name, err)
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return false, err
-		}
-		resp, err := insecure.Do(req)
-		if err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		last = resp.Status
-		return resp.StatusCode == http.StatusOK, nil
-	})
-	if err != nil {
-		return fmt.Errorf("%s not ready at %s (last: %s): %w\n%s", name, url, last, err, p.LogTail(40))
+	if err := p.WaitHTTPOK(ctx, insecure, url, 60*time.Second); err != nil {
+		return fmt.Errorf("%s not ready at %s: %w\n%s", name, url, err, p.LogTail(40))
 	}
 	return nil
 }

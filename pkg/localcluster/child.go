@@ -1,6 +1,8 @@
 package localcluster
 
 import (
+	"context"
+	"net/http"
 	"syscall"
 	"time"
 )
@@ -39,3 +41,9 @@ func (p *Process) Exited() (bool, error) { return p.p.exited() }
 
 // LogTail returns the last n lines of the child's log.
 func (p *Process) LogTail(n int) string { return p.p.logTail(n) }
+
+// WaitHTTPOK polls url with client until it answers 200, failing early if
+// the child exits first (e.g. its address was taken), or after timeout.
+func (p *Process) WaitHTTPOK(ctx context.Context, client *http.Client, url string, timeout time.Duration) error {
+	return waitReady(ctx, p.p, timeout, func(ctx context.Context) error { return httpOK(ctx, client, url, "") })
+}

@@ -287,7 +287,7 @@ func waitReady(ctx context.Context, p *process, timeout time.Duration, check fun
 	var last error
 	for {
 		if done, err := p.exited(); done {
-			return fmt.Errorf("exited before becoming ready: %v", err)
+			return fmt.Errorf("exited before it was ready: %v", err)
 		}
 		reqCtx, reqCancel := context.WithTimeout(ctx, 5*time.Second)
 		last = check(reqCtx)
