@@ -1,6 +1,8 @@
 package gpupack
 
 import (
+	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -50,16 +52,64 @@ func TestFGD(t *testing.T) {
 
 func TestGPUFleet(t *testing.T) {
 	runStrategyCases(t, StrategyGPUFleet, []strategyCase{
-		// Node scores as FGD's.
-		{name: "share where 500-milli pods still fit", cluster: halfGPUs, node: gpuNode(600, 1000), r: share(400), wantScore: 50, wantGPUs: []int{1}},
-		{name: "share that fills a fragment", cluster: wholeGPUs, node: gpuNode(500, 1000), r: share(500), wantScore: 62, wantGPUs: []int{0}},
-		{name: "growth 20", cluster: mostlySmall, node: gpuNode(600, 0, 0), r: share(400), wantScore: 49, wantGPUs: []int{0}},
-		// Equal scores on every GPU: the fullest that holds the share, so
-		// whole GPUs stay whole (FGD takes GPU 0).
+		// Among 500-milli pods, GPU 0 (700 free) keeps a 500 that the
+		// workload fills: expected leftover 200 -> 0, growth -200,
+		// sigmoid(0.2) = 0.549. GPU 1 would keep 800: leftover 300.
+		{name: "share leaving a piece the workload fills", cluster: halfGPUs, node: gpuNode(700, 1000), r: share(200), wantScore: 54, wantGPUs: []int{0}},
+		// 600 -> 200 or 1000 -> 600: 200 is lost either way (leftover 100
+		// -> 200, or 0 -> 100): equal growth, the fuller GPU.
+		{name: "equal growth packs the fuller GPU", cluster: halfGPUs, node: gpuNode(600, 1000), r: share(400), wantScore: 47, wantGPUs: []int{0}},
+		// Filling a half GPU 1-GPU pods cannot use: growth -500,
+		// sigmoid(0.5) = 0.622.
+		{name: "share that fills a piece", cluster: wholeGPUs, node: gpuNode(500, 1000), r: share(500), wantScore: 62, wantGPUs: []int{0}},
 		{name: "equal scores pack the fuller GPU", cluster: anything, node: gpuNode(1000, 700, 800), r: share(300), wantScore: 57, wantGPUs: []int{1}},
 		{name: "whole GPUs", cluster: halfGPUs, node: gpuNode(1000, 1000, 0, 0), r: wholeGPU(1), wantScore: 50, wantGPUs: []int{0}},
+		// cpuBound pods need 2 millicores per milli-GPU: 1500 free
+		// millicores feed 750 of the idle 1000 milli-GPU; after the pod,
+		// 500 feed 250: growth 500, sigmoid(-0.5) = 0.377.
+		{name: "CPU-only pod taking CPU the GPU needs", cluster: cpuBound, node: &Node{Model: "V100M16", ModelKnown: true, Free: []int64{1000}, CPUFree: 1500}, r: cpuOnly(1000), wantScore: 37, wantGPUs: nil},
+		{name: "CPU-only pod leaving enough CPU", cluster: cpuBound, node: &Node{Model: "V100M16", ModelKnown: true, Free: []int64{1000}, CPUFree: 3000}, r: cpuOnly(1000), wantScore: 50, wantGPUs: nil},
 		{name: "CPU-only pod on a node without GPUs", cluster: &Cluster{MaxCPU: 32000}, node: &Node{CPUFree: 16000}, r: cpuOnly(4000), wantScore: 50, wantGPUs: nil},
+		{name: "share that fits no GPU", cluster: halfGPUs, node: gpuNode(300, 0), r: share(400), wantScore: 0, wantGPUs: nil},
 	})
+}
+
+// Nodes GPUFleet scores the same are taken in one fixed order, so equal
+// pods (a Deployment's replicas) consolidate on one node instead of
+// spreading at random.
+func TestGPUFleetConsolidatesEqualPods(t *testing.T) {
+	s, err := NewStrategy(StrategyGPUFleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := make([]*Node, 6)
+	for i := range nodes {
+		nodes[i] = gpuNode(1000, 1000, 1000, 1000)
+		nodes[i].Name = fmt.Sprintf("gpu-node-%d", i)
+	}
+	placed := map[string]int{}
+	for range 4 {
+		scores := make([]int64, len(nodes))
+		gpus := make([][]int, len(nodes))
+		for i, n := range nodes {
+			scores[i], gpus[i] = s.Score(halfGPUs, n, wholeGPU(1))
+		}
+		s.Normalize(scores)
+		best := 0
+		for i := range scores {
+			if scores[i] > scores[best] {
+				best = i
+			}
+		}
+		if slices.Contains(slices.Delete(slices.Clone(scores), best, best+1), scores[best]) {
+			t.Fatalf("normalized scores %v: no single best node", scores)
+		}
+		nodes[best].Take(wholeGPU(1), gpus[best])
+		placed[nodes[best].Name]++
+	}
+	if len(placed) != 1 {
+		t.Errorf("4 equal 1-GPU pods went to %v, want one node", placed)
+	}
 }
 
 // preferred is the node of nodes the strategy scores highest after
@@ -92,9 +142,9 @@ func preferred(t *testing.T, strategy string, c *Cluster, r Request, nodes map[s
 	return best
 }
 
-// GPUFleet's tie-break never overturns FGD's order: a node FGD scores
-// higher keeps a score at least as high, and among equal FGD scores only the
-// fullest keep it.
+// GPUFleet's tie-break never overturns the coarse order: a node scored
+// higher keeps a score at least as high, and among equal scores only the
+// first in the fixed node order keeps it.
 func TestGPUFleetNormalize(t *testing.T) {
 	raw := []int64{50*packScale + 10, 50*packScale + 900, 50*packScale + 900, 49*packScale + 1000, 0*packScale + 5, 0*packScale + 1}
 	gpuFleet{}.Normalize(raw)
@@ -116,23 +166,45 @@ func TestStrategiesChooseNodes(t *testing.T) {
 			cluster: halfGPUs,
 			r:       share(400),
 			nodes:   map[string]*Node{"600-free": gpuNode(600), "idle": gpuNode(1000)},
-			want:    map[string]string{StrategyBestFit: "600-free", StrategyFGD: "idle", StrategyGPUFleet: "idle", StrategySpread: "idle"},
+			want:    map[string]string{StrategyBestFit: "600-free", StrategyFGD: "idle", StrategySpread: "idle"},
 		},
 		{
 			// Both truncate to 49: a tie FGD leaves to the scheduler's
-			// random pick, GPUFleet to the fuller node.
+			// random pick.
 			name:    "growth differing by less than FGD resolves",
 			cluster: mostlySmall,
 			r:       share(400),
 			nodes:   map[string]*Node{"grows-20": gpuNode(600, 0, 0), "grows-15": gpuNode(550)},
-			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "grows-15"},
+			want:    map[string]string{StrategyFGD: ""},
 		},
 		{
 			name:    "equal growth: the fuller node",
 			cluster: halfGPUs,
 			r:       wholeGPU(1),
 			nodes:   map[string]*Node{"half-used": gpuNode(1000, 1000, 0, 0), "idle": gpuNode(1000, 1000, 1000, 1000)},
-			want:    map[string]string{StrategyFGD: "", StrategyGPUFleet: "half-used", StrategyBestFit: "half-used", StrategySpread: "idle"},
+			want:    map[string]string{StrategyFGD: "", StrategyBestFit: "half-used", StrategySpread: "idle"},
+		},
+		{
+			// One more 1000-millicore pod still fits on both, so FGD sees
+			// no growth; GPUFleet sees that 2500 - 1000 millicores feed
+			// only 750 of the tight node's idle 1000 milli-GPU.
+			name:    "CPU-only pod goes where the GPUs keep their CPU",
+			cluster: cpuBound,
+			r:       cpuOnly(1000),
+			nodes: map[string]*Node{
+				"cpu-rich":  {Name: "cpu-rich", Model: "V100M16", ModelKnown: true, Free: []int64{1000}, CPUFree: 10000},
+				"cpu-tight": {Name: "cpu-tight", Model: "V100M16", ModelKnown: true, Free: []int64{1000}, CPUFree: 2500},
+			},
+			want: map[string]string{StrategyFGD: "", StrategyGPUFleet: "cpu-rich"},
+		},
+		{
+			// 1-GPU pods cannot use half GPUs: completing one beats
+			// opening a whole GPU.
+			name:    "share completing a GPU",
+			cluster: wholeGPUs,
+			r:       share(500),
+			nodes:   map[string]*Node{"half-used": {Name: "half-used", Model: "V100M16", ModelKnown: true, Free: []int64{500, 0}, CPUFree: 64000}, "idle": {Name: "idle", Model: "V100M16", ModelKnown: true, Free: []int64{1000, 1000}, CPUFree: 64000}},
+			want:    map[string]string{StrategyFGD: "half-used", StrategyGPUFleet: "half-used", StrategyBestFit: "half-used"},
 		},
 	}
 	for _, tt := range tests {

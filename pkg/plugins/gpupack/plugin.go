@@ -33,6 +33,7 @@ type GPUPack struct {
 	strategy Strategy
 	ledger   *Ledger
 	workload *Workload
+	waste    wasteCache // GPUFleet's model of the current typical pods
 
 	bindOnce sync.Once
 	binds    bool // GPUPack is the profile's first Bind plugin
@@ -186,6 +187,9 @@ func (p *GPUPack) PreScore(ctx context.Context, state fwk.CycleState, pod *corev
 		return st
 	}
 	c := &Cluster{Typical: p.workload.Typical()}
+	if _, ok := p.strategy.(gpuFleet); ok {
+		c.waste = p.waste.get(c.Typical)
+	}
 	// The largest node's CPU and GPUs, over every node scored so far: a
 	// scale for the strategies that weigh what is left on a node.
 	for _, ni := range nodes {

@@ -29,6 +29,18 @@ type Cluster struct {
 	Typical     []TypicalPod
 	MaxCPU      int64
 	MaxGPUMilli int64
+	// waste is GPUFleet's model of the typical pods (nil: derived on use).
+	waste *wasteModel
+}
+
+// wasteModel is GPUFleet's waste model of the typical pods. Score calls run
+// in parallel: the plugin sets it in PreScore; a Cluster without one gets a
+// fresh model per call.
+func (c *Cluster) wasteModel() *wasteModel {
+	if c.waste != nil {
+		return c.waste
+	}
+	return newWasteModel(c.Typical)
 }
 
 // Strategy places a request on a node that fits it: which GPUs, and how good
@@ -125,14 +137,13 @@ type fgd struct{}
 func (fgd) Name() string { return StrategyFGD }
 
 func (fgd) Score(c *Cluster, n *Node, r Request) (int64, []int) {
-	return fragmentationScore(c, n, r, false)
+	return fragmentationScore(c, n, r)
 }
 
 // fragmentationScore is FGD's score of placing r on n: sigmoid(decrease of
 // the expected fragmentation in GPUs) x 100, truncated. A share tries every
-// GPU that holds it and keeps the best; among equal scores the lowest index,
-// or with fuller the GPU with the least free share.
-func fragmentationScore(c *Cluster, n *Node, r Request, fuller bool) (int64, []int) {
+// GPU that holds it and keeps the best; among equal scores the lowest index.
+func fragmentationScore(c *Cluster, n *Node, r Request) (int64, []int) {
 	fi := newFragIndex(n, c.Typical)
 	before := fi.value()
 	score := func(gpus []int) int64 {
@@ -146,7 +157,7 @@ func fragmentationScore(c *Cluster, n *Node, r Request, fuller bool) (int64, []i
 				continue
 			}
 			one[0] = g
-			if s := score(one); s > best || fuller && s == best && f < n.Free[bestGPU] {
+			if s := score(one); s > best {
 				best, bestGPU = s, g
 			}
 		}
@@ -163,49 +174,87 @@ func (fgd) Normalize([]int64) {}
 
 func sigmoid(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
-// gpuFleet is gpufleet's own strategy. Nodes are ranked as FGD ranks them
-// (the growth of the workload's expected fragmentation through a sigmoid,
-// 0..100), which the trace simulator shows to be the better node ranking:
-// finer rankings (the exact growth) stranded 1 to 2 % more GPUs on the
-// Alibaba trace. Among nodes FGD scores the same, the fullest wins (least
-// CPU and GPU left after the placement, as BestFit measures it), so that
-// pods consolidate and other nodes stay whole for large pods and for the
-// cluster autoscaler, instead of a random pick that spreads a Deployment's
-// replicas over empty nodes (a 1-GPU pod on any node with free whole GPUs
-// grows fragmentation by 0 everywhere). In the simulator that tie-break
-// strands no more GPUs than FGD's. Within a node, a share goes to the GPU
-// with the best score and, among GPUs that score the same, to the fullest
-// one (FGD takes the lowest index): free GPUs stay whole for whole-GPU and
-// large-share pods. Whole GPUs go to the best NVLink-connected set.
+// gpuFleet is gpufleet's own strategy: the node and GPUs whose placement
+// least grows the node's expected waste, the milli-GPU that will never be
+// allocated if the node keeps receiving the workload's typical pods
+// (wasteModel): the expected leftover of each GPU once random typical pods
+// that fit have landed on it (a piece that only rare shapes fit counts as
+// mostly lost), plus the idle GPU share the node's free CPU cannot feed.
+// Unlike FGD's fragmentation, which asks only whether one more pod of each
+// shape fits, it looks at how each GPU will end up and at the CPU all the
+// node's free GPUs will need.
 //
-// Score returns FGD's score x packScale + the packing term; Normalize turns
-// that back into FGD's score, one less for nodes that are not the fullest
-// of their FGD score.
+// The growth goes through FGD's coarse mapping (sigmoid(-growth in GPUs) x
+// 100, truncated), and nodes that score the same are taken in a fixed order
+// (a hash of the name), i.e. first fit among the nodes that are all good
+// enough: the trace simulator shows finer rankings, or the fullest node
+// first, strand more GPUs. The fixed order also consolidates equal pods,
+// such as a Deployment's replicas, on one node instead of the scheduler's
+// random pick among equal nodes. Within a node, a share goes to the GPU
+// whose growth is least and, among equal ones, to the fullest; whole GPUs
+// go to the best NVLink-connected set.
+//
+// Score returns the coarse score x packScale + the node's order; Normalize
+// turns that back into the coarse score, one less for nodes that are not
+// first of their score.
 type gpuFleet struct{}
 
-// packScale separates FGD's score from the packing tie-break in raw scores.
+// packScale separates the coarse score from the tie-break in raw scores.
 const packScale = 1 << 10
 
 func (gpuFleet) Name() string { return StrategyGPUFleet }
 
 func (gpuFleet) Score(c *Cluster, n *Node, r Request) (int64, []int) {
-	s, gpus := fragmentationScore(c, n, r, true)
-	left := 0.5*float64(n.CPUFree-r.CPU)/float64(max(c.MaxCPU, 1)) + 0.5*float64(n.Idle()-r.TotalMilli())/float64(max(c.MaxGPUMilli, 1))
-	pack := int64((1 - min(max(left, 0), 1)) * (packScale - 1))
-	return s*packScale + pack, gpus
+	w := c.wasteModel()
+	var left float64
+	for _, f := range n.Free {
+		left += w.left(f)
+	}
+	idle := n.Idle()
+	before := w.waste(left, idle, n.CPUFree)
+	// growth of the waste when r takes gpus.
+	growth := func(gpus []int) float64 {
+		after := left
+		for _, g := range gpus {
+			after += w.left(n.Free[g]-r.PerGPU()) - w.left(n.Free[g])
+		}
+		return w.waste(after, idle-int64(len(gpus))*r.PerGPU(), n.CPUFree-r.CPU) - before
+	}
+	var gpus []int
+	var g float64
+	if r.GPUs == 0 && r.Milli > 0 {
+		best := -1
+		for i, f := range n.Free {
+			if f < r.Milli {
+				continue
+			}
+			// Growths within a micro-GPU are equal (float sums).
+			if d := growth([]int{i}); best < 0 || d < g-1e-6 || d <= g+1e-6 && f < n.Free[best] {
+				best, g = i, d
+			}
+		}
+		if best < 0 {
+			return 0, nil
+		}
+		gpus = []int{best}
+	} else {
+		gpus = packGPUs(n, r)
+		g = growth(gpus)
+	}
+	return int64(sigmoid(-g/MilliPerGPU)*MaxScore)*packScale + nodeOrder(n.Name), gpus
 }
 
 func (gpuFleet) Normalize(scores []int64) {
-	fullest := map[int64]int64{} // FGD score -> best raw score with it
+	first := map[int64]int64{} // coarse score -> best raw score with it
 	for _, raw := range scores {
 		level := raw / packScale
-		if best, ok := fullest[level]; !ok || raw > best {
-			fullest[level] = raw
+		if best, ok := first[level]; !ok || raw > best {
+			first[level] = raw
 		}
 	}
 	for i, raw := range scores {
 		level := raw / packScale
-		if raw < fullest[level] {
+		if raw < first[level] {
 			level = max(level-1, 0)
 		}
 		scores[i] = level
