@@ -57,17 +57,22 @@ func TestGPUFleet(t *testing.T) {
 		// sigmoid(0.2) = 0.549. GPU 1 would keep 800: leftover 300.
 		{name: "share leaving a piece the workload fills", cluster: halfGPUs, node: gpuNode(700, 1000), r: share(200), wantScore: 54, wantGPUs: []int{0}},
 		// 600 -> 200 or 1000 -> 600: 200 is lost either way (leftover 100
-		// -> 200, or 0 -> 100): equal growth, the fuller GPU.
-		{name: "equal growth packs the fuller GPU", cluster: halfGPUs, node: gpuNode(600, 1000), r: share(400), wantScore: 47, wantGPUs: []int{0}},
-		// Filling a half GPU 1-GPU pods cannot use: growth -500,
-		// sigmoid(0.5) = 0.622.
-		{name: "share that fills a piece", cluster: wholeGPUs, node: gpuNode(500, 1000), r: share(500), wantScore: 62, wantGPUs: []int{0}},
-		{name: "equal scores pack the fuller GPU", cluster: anything, node: gpuNode(1000, 700, 800), r: share(300), wantScore: 57, wantGPUs: []int{1}},
+		// -> 200, or 0 -> 100), but only GPU 1 keeps both GPUs open for
+		// the next 500 (FGD's growth 0 instead of 200, weighted 0.2):
+		// growth 100, sigmoid(-0.1) = 0.475.
+		{name: "FGD's term decides between equal wastes", cluster: halfGPUs, node: gpuNode(600, 1000), r: share(400), wantScore: 47, wantGPUs: []int{1}},
+		// Filling a half GPU 1-GPU pods cannot use: waste -500,
+		// fragmentation -500 x 0.2, sigmoid(0.6) = 0.646.
+		{name: "share that fills a piece", cluster: wholeGPUs, node: gpuNode(500, 1000), r: share(500), wantScore: 64, wantGPUs: []int{0}},
+		// No GPU pods in the workload: every GPU's share is lost, -300 -
+		// 60 on each; the fullest GPU.
+		{name: "equal scores pack the fuller GPU", cluster: anything, node: gpuNode(1000, 700, 800), r: share(300), wantScore: 58, wantGPUs: []int{1}},
 		{name: "whole GPUs", cluster: halfGPUs, node: gpuNode(1000, 1000, 0, 0), r: wholeGPU(1), wantScore: 50, wantGPUs: []int{0}},
 		// cpuBound pods need 2 millicores per milli-GPU: 1500 free
 		// millicores feed 750 of the idle 1000 milli-GPU; after the pod,
-		// 500 feed 250: growth 500, sigmoid(-0.5) = 0.377.
-		{name: "CPU-only pod taking CPU the GPU needs", cluster: cpuBound, node: &Node{Model: "V100M16", ModelKnown: true, Free: []int64{1000}, CPUFree: 1500}, r: cpuOnly(1000), wantScore: 37, wantGPUs: nil},
+		// 500 feed 250: waste +500. No cpuBound pod fits any more:
+		// fragmentation +1000 x 0.2. sigmoid(-0.7) = 0.332.
+		{name: "CPU-only pod taking CPU the GPU needs", cluster: cpuBound, node: &Node{Model: "V100M16", ModelKnown: true, Free: []int64{1000}, CPUFree: 1500}, r: cpuOnly(1000), wantScore: 33, wantGPUs: nil},
 		{name: "CPU-only pod leaving enough CPU", cluster: cpuBound, node: &Node{Model: "V100M16", ModelKnown: true, Free: []int64{1000}, CPUFree: 3000}, r: cpuOnly(1000), wantScore: 50, wantGPUs: nil},
 		{name: "CPU-only pod on a node without GPUs", cluster: &Cluster{MaxCPU: 32000}, node: &Node{CPUFree: 16000}, r: cpuOnly(4000), wantScore: 50, wantGPUs: nil},
 		{name: "share that fits no GPU", cluster: halfGPUs, node: gpuNode(300, 0), r: share(400), wantScore: 0, wantGPUs: nil},
