@@ -2,6 +2,7 @@ package gpupack
 
 import (
 	"hash/fnv"
+	"slices"
 	"sync"
 )
 
@@ -29,18 +30,19 @@ type wasteModel struct {
 // alike); CPU-only shapes fill no GPU but count in the workload's total.
 func newWasteModel(typical []TypicalPod) *wasteModel {
 	w := &wasteModel{}
-	weight := map[int64]float64{} // per-GPU share -> popularity
-	var shares []int64
+	var shares []int64    // per-GPU shares of the GPU shapes
+	var weights []float64 // their popularity
 	var cpu, milli float64
 	for _, t := range typical {
 		if t.Count() == 0 || t.Weight <= 0 {
 			continue
 		}
 		per := min(max(t.PerGPU(), 1), MilliPerGPU)
-		if _, ok := weight[per]; !ok {
-			shares = append(shares, per)
+		if i := slices.Index(shares, per); i >= 0 {
+			weights[i] += t.Weight
+		} else {
+			shares, weights = append(shares, per), append(weights, t.Weight)
 		}
-		weight[per] += t.Weight
 		cpu += t.Weight * float64(t.CPU)
 		milli += t.Weight * float64(t.TotalMilli())
 	}
@@ -49,10 +51,10 @@ func newWasteModel(typical []TypicalPod) *wasteModel {
 	}
 	for f := range w.leftover {
 		var fit, next float64
-		for _, per := range shares {
+		for i, per := range shares {
 			if per <= int64(f) {
-				fit += weight[per]
-				next += weight[per] * w.leftover[int64(f)-per]
+				fit += weights[i]
+				next += weights[i] * w.leftover[int64(f)-per]
 			}
 		}
 		w.leftover[f] = float64(f)
