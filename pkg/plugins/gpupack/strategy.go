@@ -150,24 +150,34 @@ func fragmentationScore(c *Cluster, n *Node, r Request) (int64, []int) {
 		return int64(sigmoid((before-fi.after(n, r, gpus))/MilliPerGPU) * MaxScore)
 	}
 	if r.GPUs == 0 && r.Milli > 0 {
-		best, bestGPU := int64(-1), -1
-		one := []int{0}
-		for g, f := range n.Free {
-			if f < r.Milli {
-				continue
-			}
-			one[0] = g
-			if s := score(one); s > best {
-				best, bestGPU = s, g
-			}
-		}
-		if bestGPU < 0 {
+		g, cost := cheapestGPU(n, r, func(gpus []int) float64 { return -float64(score(gpus)) }, 0, false)
+		if g < 0 {
 			return 0, nil
 		}
-		return best, []int{bestGPU}
+		return int64(-cost), []int{g}
 	}
 	gpus := packGPUs(n, r)
 	return score(gpus), gpus
+}
+
+// cheapestGPU is the GPU of n holding r's share (r asks for a share) whose
+// cost is least, and that cost; costs within tol of each other are equal,
+// and among equal ones the fullest GPU wins if fuller, else the lowest
+// index. -1 if no GPU holds the share.
+func cheapestGPU(n *Node, r Request, cost func(gpus []int) float64, tol float64, fuller bool) (int, float64) {
+	best, bestCost := -1, 0.0
+	one := []int{0}
+	for g, f := range n.Free {
+		if f < r.Milli {
+			continue
+		}
+		one[0] = g
+		c := cost(one)
+		if best < 0 || c < bestCost-tol || fuller && c <= bestCost+tol && f < n.Free[best] {
+			best, bestCost = g, c
+		}
+	}
+	return best, bestCost
 }
 
 func (fgd) Normalize([]int64) {}
@@ -236,19 +246,9 @@ func (gpuFleet) Score(c *Cluster, n *Node, r Request) (int64, []int) {
 	var gpus []int
 	var g float64
 	if r.GPUs == 0 && r.Milli > 0 {
-		best := -1
-		one := []int{0}
-		for i, f := range n.Free {
-			if f < r.Milli {
-				continue
-			}
-			one[0] = i
-			// Growths within a micro-GPU are equal (float sums).
-			if d := growth(one); best < 0 || d < g-1e-6 || d <= g+1e-6 && f < n.Free[best] {
-				best, g = i, d
-			}
-		}
-		if best < 0 {
+		// Growths within a micro-GPU are equal (float sums).
+		var best int
+		if best, g = cheapestGPU(n, r, growth, 1e-6, true); best < 0 {
 			return 0, nil
 		}
 		gpus = []int{best}
