@@ -17,6 +17,8 @@ DEMO_FLAGS ?=
 COMMANDS := $(notdir $(wildcard cmd/*))
 # Control-plane binaries, from the tool lines in go.mod.
 CONTROL_PLANE := etcd kube-apiserver kube-controller-manager kubectl
+# The local real node's binaries (pkg/localcluster RealNode), same tool lines.
+NODE_TOOLS := kubelet kube-proxy
 
 # gpu-agent needs cgo (go-nvml). It links internally: go-nvml's cgo only
 # dlopens, and the external linker's layout makes the kernel map about 60 %
@@ -42,7 +44,7 @@ build: ## Build every gpufleet binary into bin/.
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(NOCGO_COMMANDS))
 
 .PHONY: tools
-tools: $(addprefix $(BIN)/,$(CONTROL_PLANE)) ## Build etcd, kube-apiserver, kube-controller-manager and kubectl into bin/.
+tools: $(addprefix $(BIN)/,$(CONTROL_PLANE) $(NODE_TOOLS)) ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet and kube-proxy into bin/.
 
 # Rebuilt when go.mod or go.sum move their versions.
 $(BIN)/etcd: go.mod go.sum
@@ -53,16 +55,22 @@ $(BIN)/kube-controller-manager: go.mod go.sum
 	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-controller-manager
 $(BIN)/kubectl: go.mod go.sum
 	$(GO) build -o $@ k8s.io/kubernetes/cmd/kubectl
+$(BIN)/kubelet: go.mod go.sum
+	$(GO) build -o $@ k8s.io/kubernetes/cmd/kubelet
+$(BIN)/kube-proxy: go.mod go.sum
+	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-proxy
 $(BIN)/staticcheck: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 
 # Debian packages the tests use: Prometheus, for the metrics adapter's
-# Prometheus source (a real server scraping real processes).
-DEBIAN_PACKAGES := prometheus
+# Prometheus source (a real server scraping real processes); containerd,
+# runc, the CNI plugins, iptables and conntrack for the local real node
+# (pkg/localcluster/node): the kubelet runs gpufleet's images on them.
+DEBIAN_PACKAGES := prometheus containerd runc containernetworking-plugins iptables conntrack
 
 .PHONY: deps
 deps: ## Install the Debian packages the tests need (prometheus) when missing; needs root.
-	@missing=""; for p in $(DEBIAN_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (apt-get install$$missing)" >&2; exit 1; fi; \
@@ -70,9 +78,40 @@ deps: ## Install the Debian packages the tests need (prometheus) when missing; n
 		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; }; \
 	fi
 
+# Images: one OCI tarball per binary in _output/images/, packed from bin/
+# without a container engine (internal/images is the build definition).
+# The gpu-agent's loader and libc come from Debian's libc6 package, the
+# version installed here (the one the binary was linked against).
+IMAGES      := $(OUTPUT)/images
+IMAGE_TAG   ?= dev
+LIBC6_VERSION = $(shell dpkg-query -W -f='$${Version}' libc6)
+LIBC6_ROOT  := $(OUTPUT)/debs/libc6
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
+
+$(LIBC6_ROOT)/.version:
+	@mkdir -p $(OUTPUT)/debs
+	cd $(OUTPUT)/debs && { apt-get download -q libc6=$(LIBC6_VERSION) >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && apt-get download -q libc6=$(LIBC6_VERSION); }; }
+	rm -rf $(LIBC6_ROOT) && dpkg-deb -x $(OUTPUT)/debs/libc6_*.deb $(LIBC6_ROOT)
+	echo $(LIBC6_VERSION) > $@
+
+$(BIN)/pause: hack/pause/main.go
+	CGO_ENABLED=0 $(GO) build -o $@ ./hack/pause
+
+.PHONY: images
+images: build $(BIN)/pause $(LIBC6_ROOT)/.version ## One OCI image per binary in _output/images/<binary>.tar (ctr images import), reproducible; plus the local node's pause image.
+	$(GO) run ./hack/images -bin $(BIN) -out $(IMAGES) -tag $(IMAGE_TAG) -pause $(BIN)/pause \
+		-libc $(LIBC6_ROOT) -libc-version "$$(cat $(LIBC6_ROOT)/.version)" \
+		-version "$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" -revision "$$(git rev-parse HEAD 2>/dev/null || echo unknown)"
+
+.PHONY: dockerfile
+dockerfile: ## Render build/Dockerfile from internal/images (the Docker path of make images).
+	$(GO) run ./hack/images -dockerfile build/Dockerfile
+
 .PHONY: test
-test: deps tools build ## Every unit and integration test (what CI runs).
-	$(GO) test -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
+test: deps tools build images ## Every unit and integration test (what CI runs); real-node tests fail, not skip, where the machine cannot run one.
+	GPUFLEET_REQUIRE_REAL_NODE=1 $(GO) test -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
 
 .PHONY: test-unit
 test-unit: ## Unit tests only: no control plane is started.
@@ -83,7 +122,7 @@ test-race: deps tools build ## Every test under the race detector (slower; not p
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
 
 .PHONY: test-integration
-test-integration: deps tools build ## Integration tests only (TestIntegration*), against real control planes.
+test-integration: deps tools build images ## Integration tests only (TestIntegration*), against real control planes and the real node.
 	$(GO) test -timeout $(TEST_TIMEOUT) -run Integration $(GOTEST_FLAGS) ./...
 
 .PHONY: e2e
