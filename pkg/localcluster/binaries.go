@@ -16,6 +16,8 @@ const (
 	KubeAPIServer         = "kube-apiserver"
 	KubeControllerManager = "kube-controller-manager"
 	Kubectl               = "kubectl"
+	Kubelet               = "kubelet"
+	KubeProxy             = "kube-proxy"
 )
 
 var binaryPackages = map[string]string{
@@ -23,6 +25,8 @@ var binaryPackages = map[string]string{
 	KubeAPIServer:         "k8s.io/kubernetes/cmd/kube-apiserver",
 	KubeControllerManager: "k8s.io/kubernetes/cmd/kube-controller-manager",
 	Kubectl:               "k8s.io/kubernetes/cmd/kubectl",
+	Kubelet:               "k8s.io/kubernetes/cmd/kubelet",
+	KubeProxy:             "k8s.io/kubernetes/cmd/kube-proxy",
 }
 
 // BinDirEnv names the environment variable that overrides where the control
@@ -140,4 +144,14 @@ func lockFile(path string) (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		_ = f.Close()
 	}, nil
+}
+
+// ImagesDir is where make images writes the image tarballs:
+// _output/images at the module root.
+func ImagesDir() (string, error) {
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, "_output", "images"), nil
 }

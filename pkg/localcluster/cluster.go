@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,6 +24,13 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// The Service network of every local cluster; KubernetesServiceIP is the
+// kubernetes Service's address in it.
+const (
+	ServiceCIDR         = "10.96.0.0/16"
+	KubernetesServiceIP = "10.96.0.1"
 )
 
 // Options configure a control plane.
@@ -40,6 +48,14 @@ type Options struct {
 	// StartTimeout bounds how long each component may take to become ready.
 	// Default 90s: generous for a loaded 2-core machine.
 	StartTimeout time.Duration
+	// NodeAddress, when set, makes the control plane reachable from pods
+	// of a real node (StartRealNode): kube-apiserver listens on every
+	// address and advertises this one (the machine's own, see
+	// NodeAddress()) as the kubernetes Service's endpoint, serves a
+	// certificate valid for it and for the Service address 10.96.0.1,
+	// admits pods with service-account tokens, and reaches kubelets by
+	// their InternalIP. Empty: loopback only, no kubelet (simulated nodes).
+	NodeAddress string
 }
 
 // Cluster is a running local control plane.
@@ -56,6 +72,7 @@ type Cluster struct {
 	EtcdURL string
 
 	ownsDir      bool
+	nodeAddress  string
 	startTimeout time.Duration
 	bins         map[string]string
 	pki          *pki
@@ -74,7 +91,15 @@ type Cluster struct {
 // Start brings up etcd and kube-apiserver and returns once /readyz answers
 // ok. On error nothing is left running.
 func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
-	c = &Cluster{Dir: opts.Dir, startTimeout: opts.StartTimeout}
+	c = &Cluster{Dir: opts.Dir, startTimeout: opts.StartTimeout, nodeAddress: opts.NodeAddress}
+	var extraIPs []net.IP
+	if c.nodeAddress != "" {
+		ip := net.ParseIP(c.nodeAddress)
+		if ip == nil || ip.IsLoopback() {
+			return nil, fmt.Errorf("NodeAddress %q: want the machine's own non-loopback IP address (pods cannot reach loopback)", c.nodeAddress)
+		}
+		extraIPs = []net.IP{ip, net.ParseIP(KubernetesServiceIP)}
+	}
 	if c.startTimeout == 0 {
 		c.startTimeout = 90 * time.Second
 	}
@@ -107,7 +132,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if c.bins, err = EnsureBinaries(ctx, binDir, Etcd, KubeAPIServer, KubeControllerManager); err != nil {
 		return c, err
 	}
-	if c.pki, err = newPKI(filepath.Join(c.Dir, "pki")); err != nil {
+	if c.pki, err = newPKI(filepath.Join(c.Dir, "pki"), extraIPs...); err != nil {
 		return c, fmt.Errorf("generating credentials: %w", err)
 	}
 	if err := c.startEtcd(ctx); err != nil {
@@ -161,8 +186,6 @@ func (c *Cluster) startAPIServer(ctx context.Context, extra []string) error {
 	p, ports, err := c.launch(ctx, KubeAPIServer, 1, func(ports []int) []string {
 		args := []string{
 			"--etcd-servers=" + c.EtcdURL,
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
 			"--secure-port=" + strconv.Itoa(ports[0]),
 			"--cert-dir=" + filepath.Join(c.Dir, "apiserver-certs"),
 			"--tls-cert-file=" + k.servingCertFile,
@@ -171,16 +194,9 @@ func (c *Cluster) startAPIServer(ctx context.Context, extra []string) error {
 			"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 			"--service-account-key-file=" + k.saPubFile,
 			"--service-account-signing-key-file=" + k.saKeyFile,
-			"--service-cluster-ip-range=10.96.0.0/16",
+			"--service-cluster-ip-range=" + ServiceCIDR,
 			"--authorization-mode=Node,RBAC",
-			// No kubelet mounts tokens here, and without the serviceaccount
-			// controller a namespace has no default ServiceAccount, so pods
-			// would be rejected; Kubernetes' own integration tests do the same.
-			"--disable-admission-plugins=ServiceAccount",
 			"--allow-privileged=true",
-			// The apiserver's own Endpoints would be 127.0.0.1, which
-			// Endpoints validation rejects.
-			"--endpoint-reconciler-type=none",
 			// Aggregation: lets APIServices (the metrics adapter) work.
 			"--requestheader-client-ca-file=" + k.frontProxyCAFile,
 			"--requestheader-allowed-names=" + frontProxyClientName,
@@ -190,6 +206,35 @@ func (c *Cluster) startAPIServer(ctx context.Context, extra []string) error {
 			"--proxy-client-cert-file=" + k.proxyClientCert,
 			"--proxy-client-key-file=" + k.proxyClientK,
 			"--profiling=false",
+		}
+		if c.nodeAddress == "" {
+			args = append(args,
+				"--bind-address=127.0.0.1",
+				"--advertise-address=127.0.0.1",
+				// No kubelet mounts tokens here, and without the serviceaccount
+				// controller a namespace has no default ServiceAccount, so pods
+				// would be rejected; Kubernetes' own integration tests do the same.
+				"--disable-admission-plugins=ServiceAccount",
+				// The apiserver's own Endpoints would be 127.0.0.1, which
+				// Endpoints validation rejects.
+				"--endpoint-reconciler-type=none",
+			)
+		} else {
+			args = append(args,
+				"--bind-address=0.0.0.0",
+				"--advertise-address="+c.nodeAddress,
+				"--endpoint-reconciler-type=lease",
+				// Node names do not resolve here.
+				"--kubelet-preferred-address-types=InternalIP,Hostname",
+				// The apiserver authenticates to kubelets (logs, exec) as a
+				// system:masters client.
+				"--kubelet-client-certificate="+k.adminCertFile,
+				"--kubelet-client-key="+k.adminKeyFile,
+				// Without the node lifecycle controller (it would mark
+				// simulated nodes unreachable) nothing would lift the
+				// not-ready taint this plugin puts on a new node.
+				"--disable-admission-plugins=TaintNodesByCondition",
+			)
 		}
 		return append(args, extra...)
 	}, func(ctx context.Context, ports []int) error {

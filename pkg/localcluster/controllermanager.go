@@ -105,3 +105,14 @@ func (c *Cluster) StopControllerManager() error {
 	}
 	return p.stop(15 * time.Second)
 }
+
+// RealNodeControllers add to DefaultControllers what pods on a real node
+// rely on: the kube-root-ca.crt ConfigMap their service-account token
+// volumes mount, EndpointSlices for kube-proxy, and DaemonSets.
+var RealNodeControllers = append(append([]string(nil), DefaultControllers...),
+	"root-ca-certificate-publisher-controller",
+	"endpointslice-controller",
+	"endpoints-controller",
+	"daemonset-controller",
+	"pod-garbage-collector-controller",
+)

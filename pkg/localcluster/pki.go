@@ -121,9 +121,12 @@ func (kp *keyPair) write(dir, name string) (certFile, keyFile string, err error)
 
 // pki is every credential a local control plane needs, written to disk.
 type pki struct {
+	ca                            *keyPair
+	dir                           string
 	caFile, caKeyFile             string
 	servingCertFile, servingKey   string
 	adminCert, adminKey           []byte
+	adminCertFile, adminKeyFile   string
 	caPEM                         []byte
 	frontProxyCAFile              string
 	proxyClientCert, proxyClientK string
@@ -133,11 +136,15 @@ type pki struct {
 // newPKI generates a cluster CA, the apiserver serving certificate, an admin
 // client certificate (system:masters), the front-proxy CA with the
 // aggregator's proxy client certificate, and the service-account signing key.
-func newPKI(dir string) (*pki, error) {
+//
+// extraIPs are more addresses the serving certificate is valid for: the
+// node address and the kubernetes Service address when pods reach the
+// apiserver (a real node).
+func newPKI(dir string, extraIPs ...net.IP) (*pki, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &pki{}
+	p := &pki{dir: dir}
 	ca, err := newCA("gpufleet-local-ca")
 	if err != nil {
 		return nil, err
@@ -146,11 +153,12 @@ func newPKI(dir string) (*pki, error) {
 		return nil, err
 	}
 	p.caPEM = ca.certPEM
+	p.ca = ca
 
 	serving, err := ca.issue(certRequest{
 		commonName: "kube-apiserver",
 		dnsNames:   []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc"},
-		ips:        []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		ips:        append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, extraIPs...),
 		server:     true,
 	})
 	if err != nil {
@@ -164,7 +172,7 @@ func newPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, _, err = admin.write(dir, "admin"); err != nil {
+	if p.adminCertFile, p.adminKeyFile, err = admin.write(dir, "admin"); err != nil {
 		return nil, err
 	}
 	p.adminCert, p.adminKey = admin.certPEM, admin.keyPEM
@@ -210,3 +218,13 @@ func newPKI(dir string) (*pki, error) {
 // frontProxyClientName is the common name of the aggregator's proxy client
 // certificate, the one name allowed to set X-Remote-* headers.
 const frontProxyClientName = "front-proxy-client"
+
+// issueClient writes a client certificate for user (in groups) signed by the
+// cluster CA to the pki directory as name.crt and name.key.
+func (p *pki) issueClient(name, user string, groups ...string) (certFile, keyFile string, err error) {
+	kp, err := p.ca.issue(certRequest{commonName: user, organization: groups, client: true})
+	if err != nil {
+		return "", "", err
+	}
+	return kp.write(p.dir, name)
+}

@@ -35,6 +35,12 @@ type process struct {
 // startProcess runs bin with args, output appended to logPath; env entries
 // are added to this process' environment.
 func startProcess(name, bin string, args []string, logPath string, env ...string) (*process, error) {
+	return startProcessSignal(name, bin, args, logPath, syscall.SIGKILL, env...)
+}
+
+// startProcessSignal is startProcess with the signal the child gets when
+// its parent dies.
+func startProcessSignal(name, bin string, args []string, logPath string, deathSignal syscall.Signal, env ...string) (*process, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -46,7 +52,7 @@ func startProcess(name, bin string, args []string, logPath string, env ...string
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: deathSignal}
 	p := &process{name: name, cmd: cmd, logPath: logPath, logFile: logFile, done: make(chan struct{})}
 
 	started := make(chan error, 1)

@@ -5,6 +5,9 @@ package clustertest
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -51,4 +54,83 @@ func StartControllerManager(t testing.TB, c *localcluster.Cluster, opts localclu
 	if err := c.StartControllerManager(ctx, opts); err != nil {
 		t.Fatalf("starting kube-controller-manager: %v", err)
 	}
+}
+
+// RequireRealNodeEnv, set to 1 (make test does), turns a real-node test's
+// skip on a machine that cannot run one into a failure, so CI cannot pass
+// by skipping.
+const RequireRealNodeEnv = "GPUFLEET_REQUIRE_REAL_NODE"
+
+// StartRealNode starts a control plane reachable from pods, the controllers
+// a real node's pods need, and a real node with opts (the pause image from
+// make images is added to opts.Images). It skips t where the machine cannot
+// run a real node or the images are not built, naming what is missing
+// (fails instead under GPUFLEET_REQUIRE_REAL_NODE=1), and stops everything
+// with the test, printing the node's logs if it failed.
+func StartRealNode(t testing.TB, opts localcluster.RealNodeOptions, kcm localcluster.ControllerManagerOptions) (*localcluster.Cluster, kubernetes.Interface, *localcluster.RealNode) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: starts a control plane and a real node; run without -short")
+	}
+	unavailable := func(err error) {
+		t.Helper()
+		if os.Getenv(RequireRealNodeEnv) == "1" {
+			t.Fatalf("%v (%s=1)", err, RequireRealNodeEnv)
+		}
+		t.Skip(err)
+	}
+	if err := localcluster.RealNodeSupported(); err != nil {
+		unavailable(err)
+	}
+	images, err := localcluster.ImagesDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pause := filepath.Join(images, "pause.tar")
+	if _, err := os.Stat(pause); err != nil {
+		unavailable(fmt.Errorf("no pause image at %s: run make images", pause))
+	}
+	opts.Images = append([]string{pause}, opts.Images...)
+	addr, err := localcluster.NodeAddress()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, client := Start(t, localcluster.Options{NodeAddress: addr})
+	if len(kcm.Controllers) == 0 {
+		kcm.Controllers = localcluster.RealNodeControllers
+	}
+	StartControllerManager(t, c, kcm)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	n, err := c.StartRealNode(ctx, opts)
+	if err != nil {
+		t.Fatalf("starting the real node: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("real node logs:\n%s", n.Logs(40))
+		}
+		if err := n.Stop(); err != nil {
+			t.Errorf("stopping the real node: %v", err)
+		}
+	})
+	return c, client, n
+}
+
+// Image returns the path of make images' tarball for binary, skipping t
+// (failing under GPUFLEET_REQUIRE_REAL_NODE=1) when it is not built.
+func Image(t testing.TB, binary string) string {
+	t.Helper()
+	images, err := localcluster.ImagesDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(images, binary+".tar")
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv(RequireRealNodeEnv) == "1" {
+			t.Fatalf("no image %s: run make images", p)
+		}
+		t.Skipf("no image %s: run make images", p)
+	}
+	return p
 }

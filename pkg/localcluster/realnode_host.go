@@ -1,0 +1,545 @@
+package localcluster
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Host-wide names of the real node. Only one real node runs on a machine at
+// a time (the kubelet's device-plugin directory is fixed), so these are
+// constants; realNodeLock serialises nodes of parallel test processes.
+const (
+	// RealNodeBridge is the pod network's Linux bridge.
+	RealNodeBridge = "gpufleet0"
+	// PodCIDR is the pod network on that bridge: pods get addresses in it
+	// and a route to the Service network and the node address only, never a
+	// default route.
+	PodCIDR = "10.244.0.0/24"
+	// realNodeCgroup is the kubelet's cgroup root in every hierarchy.
+	realNodeCgroup = "gpufleet-node"
+	// realNodeStateDir records what a running real node holds, so that the
+	// next one (or `gpufleet cluster down`) can clean up after a node whose
+	// process died without stopping it.
+	realNodeStateDir = "/run/gpufleet-node"
+	// DevicePluginDir is where the kubelet always serves its device-plugin
+	// registration socket, whatever its root directory.
+	DevicePluginDir = "/var/lib/kubelet/device-plugins"
+)
+
+// Debian packages and commands the real node needs (make deps installs them).
+var realNodeCommands = map[string]string{
+	"containerd":              "containerd",
+	"containerd-shim-runc-v2": "containerd",
+	"ctr":                     "containerd",
+	"runc":                    "runc",
+	"iptables":                "iptables",
+	"ip":                      "iproute2",
+}
+
+// CNIBinDir is where Debian's containernetworking-plugins installs the CNI
+// plugins.
+const CNIBinDir = "/usr/lib/cni"
+
+// RealNodeSupported says whether this machine can run a real node, and if
+// not, everything that is missing in one actionable message.
+func RealNodeSupported() error {
+	var missing []string
+	if runtime.GOOS != "linux" {
+		return fmt.Errorf("a real node needs Linux (this is %s)", runtime.GOOS)
+	}
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root (the kubelet and containerd mount filesystems and make cgroups and network namespaces; run as root)")
+	}
+	var pkgs []string
+	for _, cmd := range sortedKeys(realNodeCommands) {
+		if _, err := exec.LookPath(cmd); err != nil {
+			pkgs = append(pkgs, realNodeCommands[cmd])
+		}
+	}
+	for _, plugin := range []string{"bridge", "host-local", "loopback"} {
+		if !isExecutable(filepath.Join(CNIBinDir, plugin)) {
+			pkgs = append(pkgs, "containernetworking-plugins")
+			break
+		}
+	}
+	if len(pkgs) > 0 {
+		missing = append(missing, "Debian packages "+strings.Join(dedupe(pkgs), ", ")+" (make deps installs them)")
+	}
+	if fs, err := os.ReadFile("/proc/filesystems"); err != nil || !strings.Contains(string(fs), "\toverlay\n") {
+		missing = append(missing, "the overlay filesystem (modprobe overlay)")
+	}
+	if !cgroupControllers("cpu", "memory", "pids") {
+		missing = append(missing, "cgroup controllers cpu, memory and pids (mounted under /sys/fs/cgroup)")
+	}
+	if _, err := NodeAddress(); err != nil {
+		missing = append(missing, err.Error())
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("this machine cannot run a real node: it lacks %s", strings.Join(missing, "; "))
+	}
+	return nil
+}
+
+// cgroupControllers reports whether each controller is usable, as a v1
+// hierarchy or in the cgroup2 root's controllers.
+func cgroupControllers(names ...string) bool {
+	v2, _ := os.ReadFile("/sys/fs/cgroup/cgroup.controllers")
+	for _, n := range names {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", n, "cgroup.procs")); err == nil {
+			continue
+		}
+		if !strings.Contains(" "+strings.TrimSpace(string(v2))+" ", " "+n+" ") {
+			return false
+		}
+	}
+	return true
+}
+
+// NodeAddress is the machine's own address that pods and the apiserver use
+// for the real node: the first global-scope IPv4 address of an interface
+// that is up, not loopback and not the pod bridge.
+func NodeAddress() (string, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "", err
+	}
+	for _, ifc := range ifaces {
+		if ifc.Flags&net.FlagUp == 0 || ifc.Flags&net.FlagLoopback != 0 || ifc.Name == RealNodeBridge || strings.HasPrefix(ifc.Name, "veth") {
+			continue
+		}
+		addrs, err := ifc.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if ipn, ok := a.(*net.IPNet); ok && ipn.IP.To4() != nil && ipn.IP.IsGlobalUnicast() {
+				return ipn.IP.String(), nil
+			}
+		}
+	}
+	return "", errors.New("a non-loopback IPv4 address on an interface that is up (the node's address)")
+}
+
+// realNodeState is what a running node records in realNodeStateDir.
+type realNodeState struct {
+	PID int    `json:"pid"`
+	Dir string `json:"dir"`
+	// IPForward is net.ipv4.ip_forward before the node (the CNI bridge
+	// plugin turns it on); restored on cleanup.
+	IPForward string `json:"ipForward"`
+	// KubeletDirExisted says whether /var/lib/kubelet was there before.
+	KubeletDirExisted bool `json:"kubeletDirExisted"`
+	// KubeProxy is the kube-proxy binary, for --cleanup.
+	KubeProxy string `json:"kubeProxy"`
+}
+
+// lockRealNode takes the machine-wide real-node lock, waiting for a node of
+// another process to stop; then it cleans up after a node whose owner died.
+func lockRealNode() (unlock func(), err error) {
+	if err := os.MkdirAll(realNodeStateDir, 0o755); err != nil {
+		return nil, err
+	}
+	unlock, err = lockFile(filepath.Join(realNodeStateDir, "lock"))
+	if err != nil {
+		return nil, err
+	}
+	if err := SweepRealNode(); err != nil {
+		unlock()
+		return nil, fmt.Errorf("cleaning up after an earlier real node: %w", err)
+	}
+	return unlock, nil
+}
+
+// SweepRealNode removes what a real node whose process died left behind:
+// its containers and shims, mounts, cgroups, bridge, kube-proxy rules and
+// directory. It does nothing while that process still runs.
+func SweepRealNode() error {
+	data, err := os.ReadFile(filepath.Join(realNodeStateDir, "state.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var st realNodeState
+	if err := json.Unmarshal(data, &st); err != nil {
+		// Unreadable: nothing to go on but the fixed names.
+		st = realNodeState{}
+	}
+	if st.PID != 0 && st.PID != os.Getpid() && Alive(st.PID) {
+		return nil
+	}
+	return cleanupRealNode(st)
+}
+
+func writeRealNodeState(st realNodeState) error {
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(realNodeStateDir, "state.json"), data, 0o644)
+}
+
+// cleanupRealNode undoes a node's footprint on the host, in an order that
+// lets each step succeed: processes first, then mounts, then the rest. It
+// keeps going after an error and returns them all.
+func cleanupRealNode(st realNodeState) error {
+	var errs []error
+	// Containers: every process in the node's cgroups.
+	killCgroupProcs(realNodeCgroup)
+	// Shims (and anything else) started for this node's containerd.
+	if st.Dir != "" {
+		killProcsMentioning(st.Dir)
+	}
+	killCgroupProcs(realNodeCgroup)
+	if st.Dir != "" {
+		errs = append(errs, unmountUnder(st.Dir))
+	}
+	errs = append(errs, removeCgroups(realNodeCgroup))
+	if st.KubeProxy != "" && isExecutable(st.KubeProxy) {
+		if out, err := exec.Command(st.KubeProxy, "--cleanup").CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("kube-proxy --cleanup: %v: %s", err, tail(string(out), 5)))
+		}
+	}
+	if _, err := net.InterfaceByName(RealNodeBridge); err == nil {
+		if out, err := exec.Command("ip", "link", "delete", RealNodeBridge).CombinedOutput(); err != nil {
+			errs = append(errs, fmt.Errorf("deleting bridge %s: %v: %s", RealNodeBridge, err, out))
+		}
+	}
+	if st.IPForward != "" {
+		_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte(st.IPForward), 0o644)
+	}
+	// The kubelet's fixed paths: its registration socket and checkpoint.
+	for _, f := range []string{"kubelet.sock", "kubelet_internal_checkpoint"} {
+		_ = os.Remove(filepath.Join(DevicePluginDir, f))
+	}
+	if !st.KubeletDirExisted {
+		_ = os.RemoveAll("/var/lib/kubelet")
+	}
+	// The CNI library's result cache (fixed at /var/lib/cni): the entries
+	// of this node's pod sandboxes, on its network and on loopback.
+	if st.Dir != "" {
+		removeCNICache(st.Dir)
+	}
+	errs = append(errs, removeLocalnetFirewall())
+	if st.Dir != "" {
+		errs = append(errs, os.RemoveAll(st.Dir))
+	}
+	errs = append(errs, os.Remove(filepath.Join(realNodeStateDir, "state.json")))
+	return ignoreNotExist(errs)
+}
+
+// removeCNICache removes /var/lib/cni/results entries of the sandboxes
+// that the node's containerd (under dir) created.
+func removeCNICache(dir string) {
+	ids := map[string]bool{}
+	for _, sub := range []string{"root", "state"} {
+		entries, _ := os.ReadDir(filepath.Join(dir, "containerd", sub, "io.containerd.grpc.v1.cri", "sandboxes"))
+		for _, e := range entries {
+			ids[e.Name()] = true
+		}
+	}
+	results, _ := os.ReadDir("/var/lib/cni/results")
+	for _, r := range results {
+		for id := range ids {
+			if strings.Contains(r.Name(), "-"+id+"-") {
+				_ = os.Remove(filepath.Join("/var/lib/cni/results", r.Name()))
+			}
+		}
+	}
+}
+
+// removeLocalnetFirewall removes kube-proxy's KUBE-FIREWALL chain of the
+// filter table ("block incoming localnet connections"), which its
+// --cleanup leaves.
+func removeLocalnetFirewall() error {
+	if exec.Command("iptables", "-w", "-S", "KUBE-FIREWALL").Run() != nil {
+		return nil // no such chain
+	}
+	for _, hook := range []string{"INPUT", "OUTPUT"} {
+		for exec.Command("iptables", "-w", "-D", hook, "-j", "KUBE-FIREWALL").Run() == nil {
+		}
+	}
+	for _, args := range [][]string{{"-F", "KUBE-FIREWALL"}, {"-X", "KUBE-FIREWALL"}} {
+		if out, err := exec.Command("iptables", append([]string{"-w"}, args...)...).CombinedOutput(); err != nil {
+			return fmt.Errorf("iptables %v: %v: %s", args, err, out)
+		}
+	}
+	return nil
+}
+
+func ignoreNotExist(errs []error) error {
+	var keep []error
+	for _, e := range errs {
+		if e != nil && !errors.Is(e, os.ErrNotExist) {
+			keep = append(keep, e)
+		}
+	}
+	return errors.Join(keep...)
+}
+
+// cgroupDirs lists every directory of the named cgroup in each mounted
+// hierarchy (v1 controllers and the unified one).
+func cgroupDirs(name string) []string {
+	var out []string
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	roots = append(roots, "/sys/fs/cgroup")
+	for _, r := range roots {
+		d := filepath.Join(r, name)
+		if st, err := os.Stat(d); err == nil && st.IsDir() {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// killCgroupProcs SIGKILLs every process in the cgroup trees named name
+// and waits (briefly) until they are gone.
+func killCgroupProcs(name string) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pids := map[int]bool{}
+		for _, root := range cgroupDirs(name) {
+			_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+				if err != nil || d.IsDir() || d.Name() != "cgroup.procs" {
+					return nil
+				}
+				data, _ := os.ReadFile(p)
+				for _, f := range strings.Fields(string(data)) {
+					if pid, err := strconv.Atoi(f); err == nil && pid > 0 {
+						pids[pid] = true
+					}
+				}
+				return nil
+			})
+		}
+		if len(pids) == 0 || time.Now().After(deadline) {
+			return
+		}
+		for pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// makeCgroups creates the cgroup named name in every mounted hierarchy
+// (the kubelet wants its cgroup root to exist in each), copying the
+// parent's CPUs and memory nodes into a v1 cpuset one so that tasks can
+// join it.
+func makeCgroups(name string) error {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.procs"); err == nil {
+		roots = append(roots, "/sys/fs/cgroup") // cgroup2 mounted at the root
+	}
+	for _, r := range roots {
+		if _, err := os.Stat(filepath.Join(r, "cgroup.procs")); err != nil {
+			continue // not a hierarchy
+		}
+		d := filepath.Join(r, name)
+		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("creating cgroup %s: %w", d, err)
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			if v, err := os.ReadFile(filepath.Join(r, f)); err == nil && filepath.Base(r) == "cpuset" {
+				if err := os.WriteFile(filepath.Join(d, f), v, 0o644); err != nil {
+					return fmt.Errorf("setting %s of cgroup %s: %w", f, d, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// removeCgroups removes the cgroup trees named name, deepest first.
+func removeCgroups(name string) error {
+	var errs []error
+	for _, root := range cgroupDirs(name) {
+		var dirs []string
+		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+		for _, d := range dirs {
+			var err error
+			// A cgroup whose last process just died may be busy a moment.
+			for range 20 {
+				if err = syscall.Rmdir(d); err == nil || errors.Is(err, syscall.ENOENT) {
+					err = nil
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("removing cgroup %s: %w", d, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// killProcsMentioning SIGKILLs every process whose command line contains
+// s (containerd's shims name the containerd socket under the node's dir).
+func killProcsMentioning(s string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// mountsUnder lists the mount points at or under dir, deepest first.
+func mountsUnder(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out, sc.Err()
+}
+
+// unescapeMount decodes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// unmountUnder detaches every mount at or under dir.
+func unmountUnder(dir string) error {
+	var errs []error
+	for range 3 {
+		mps, err := mountsUnder(dir)
+		if err != nil {
+			return err
+		}
+		if len(mps) == 0 {
+			return nil
+		}
+		errs = nil
+		for _, mp := range mps {
+			if err := syscall.Unmount(mp, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+				errs = append(errs, fmt.Errorf("unmounting %s: %w", mp, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func sortedKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func dedupe(xs []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// RealNodeLeftovers lists what a real node that used dir left on this
+// machine: processes, mounts, cgroups, the bridge, iptables chains, its
+// state record and directory. Empty after a clean Stop or a sweep.
+func RealNodeLeftovers(dir string) []string {
+	var out []string
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), dir) {
+			out = append(out, "process "+e.Name()+": "+strings.ReplaceAll(string(cmdline), "\x00", " "))
+		}
+	}
+	for _, d := range cgroupDirs(realNodeCgroup) {
+		out = append(out, "cgroup "+d)
+	}
+	if mps, _ := mountsUnder(dir); len(mps) > 0 {
+		for _, mp := range mps {
+			out = append(out, "mount "+mp)
+		}
+	}
+	if _, err := net.InterfaceByName(RealNodeBridge); err == nil {
+		out = append(out, "bridge "+RealNodeBridge)
+	}
+	if rules, err := exec.Command("iptables-save").Output(); err == nil {
+		for _, l := range strings.Split(string(rules), "\n") {
+			if strings.HasPrefix(l, ":KUBE-") {
+				out = append(out, "iptables chain "+strings.Fields(l)[0][1:])
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(realNodeStateDir, "state.json")); err == nil {
+		out = append(out, "state "+filepath.Join(realNodeStateDir, "state.json"))
+	}
+	if _, err := os.Stat(dir); err == nil {
+		out = append(out, "directory "+dir)
+	}
+	return out
+}
