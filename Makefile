@@ -17,8 +17,9 @@ DEMO_FLAGS ?=
 COMMANDS := $(notdir $(wildcard cmd/*))
 # Control-plane binaries, from the tool lines in go.mod.
 CONTROL_PLANE := etcd kube-apiserver kube-controller-manager kubectl
-# The local real node's binaries (pkg/localcluster RealNode), same tool lines.
-NODE_TOOLS := kubelet kube-proxy
+# The local real node's binaries (pkg/localcluster RealNode), and the stock
+# kube-scheduler that schedules its system pods; same tool lines.
+NODE_TOOLS := kubelet kube-proxy kube-scheduler
 
 # gpu-agent needs cgo (go-nvml). It links internally: go-nvml's cgo only
 # dlopens, and the external linker's layout makes the kernel map about 60 %
@@ -44,7 +45,7 @@ build: ## Build every gpufleet binary into bin/.
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(NOCGO_COMMANDS))
 
 .PHONY: tools
-tools: $(addprefix $(BIN)/,$(CONTROL_PLANE) $(NODE_TOOLS)) ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet and kube-proxy into bin/.
+tools: $(addprefix $(BIN)/,$(CONTROL_PLANE) $(NODE_TOOLS)) ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-proxy and kube-scheduler into bin/.
 
 # Rebuilt when go.mod or go.sum move their versions.
 $(BIN)/etcd: go.mod go.sum
@@ -59,6 +60,8 @@ $(BIN)/kubelet: go.mod go.sum
 	$(GO) build -o $@ k8s.io/kubernetes/cmd/kubelet
 $(BIN)/kube-proxy: go.mod go.sum
 	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-proxy
+$(BIN)/kube-scheduler: go.mod go.sum
+	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-scheduler
 $(BIN)/staticcheck: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 

@@ -17,6 +17,7 @@ const (
 	KubeControllerManager = "kube-controller-manager"
 	Kubectl               = "kubectl"
 	Kubelet               = "kubelet"
+	KubeScheduler         = "kube-scheduler"
 	KubeProxy             = "kube-proxy"
 )
 
@@ -26,6 +27,7 @@ var binaryPackages = map[string]string{
 	KubeControllerManager: "k8s.io/kubernetes/cmd/kube-controller-manager",
 	Kubectl:               "k8s.io/kubernetes/cmd/kubectl",
 	Kubelet:               "k8s.io/kubernetes/cmd/kubelet",
+	KubeScheduler:         "k8s.io/kubernetes/cmd/kube-scheduler",
 	KubeProxy:             "k8s.io/kubernetes/cmd/kube-proxy",
 }
 

@@ -81,6 +81,7 @@ type Cluster struct {
 	etcd     *process
 	api      *process
 	kcm      *process
+	sched    *process
 	pids     []int
 	ports    []int
 	stopped  bool
@@ -387,7 +388,7 @@ func (c *Cluster) Ports() []int {
 // Logs returns the last n lines of each running or stopped component's log.
 func (c *Cluster) Logs(n int) string {
 	var b strings.Builder
-	for _, name := range []string{Etcd, KubeAPIServer, KubeControllerManager} {
+	for _, name := range []string{Etcd, KubeAPIServer, KubeControllerManager, KubeScheduler} {
 		path := filepath.Join(c.Dir, "logs", name+".log")
 		if _, err := os.Stat(path); err != nil {
 			continue
@@ -403,7 +404,7 @@ func (c *Cluster) Logs(n int) string {
 func (c *Cluster) Stop() error {
 	c.stopOnce.Do(func() {
 		c.mu.Lock()
-		procs := []*process{c.kcm, c.api, c.etcd}
+		procs := []*process{c.sched, c.kcm, c.api, c.etcd}
 		c.stopped = true
 		c.mu.Unlock()
 		var errs []error

@@ -53,10 +53,8 @@ type RealNode struct {
 	// Name and Address are the Node's name and InternalIP.
 	Name    string
 	Address string
-	// Dir holds every file of the node; KubeletRoot is the kubelet's
-	// --root-dir under it (the pod-resources socket is there).
-	Dir         string
-	KubeletRoot string
+	// Dir holds every file of the node but the kubelet's (KubeletRoot).
+	Dir string
 	// ContainerdSocket is containerd's address (ctr --address).
 	ContainerdSocket string
 	// KubeletReadyAfter is how long the Node took from the kubelet's start
@@ -79,7 +77,7 @@ type RealNode struct {
 
 // PodResourcesSocket is the kubelet's pod-resources API socket.
 func (n *RealNode) PodResourcesSocket() string {
-	return filepath.Join(n.KubeletRoot, "pod-resources", "kubelet.sock")
+	return filepath.Join(KubeletRoot, "pod-resources", "kubelet.sock")
 }
 
 // StartRealNode starts containerd, imports the images, starts the kubelet
@@ -118,10 +116,13 @@ func (c *Cluster) StartRealNode(ctx context.Context, opts RealNodeOptions) (n *R
 		Name: opts.Name, Address: c.nodeAddress, Dir: dir,
 		cluster: c, client: client, paths: newRealNodePaths(dir), bins: bins, unlock: unlock,
 	}
-	n.KubeletRoot = n.paths.kubeletRoot
 	n.ContainerdSocket = n.paths.containerdSock
 	ipf, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	_, kerr := os.Stat("/var/lib/kubelet")
+	if pods, _ := os.ReadDir(filepath.Join(KubeletRoot, "pods")); len(pods) > 0 {
+		unlock()
+		return nil, fmt.Errorf("%s/pods is not empty: another kubelet runs or ran on this machine; a real node would take over its directory", KubeletRoot)
+	}
+	_, kerr := os.Stat(KubeletRoot)
 	n.state = realNodeState{PID: os.Getpid(), Dir: dir, IPForward: strings.TrimSpace(string(ipf)), KubeletDirExisted: kerr == nil, KubeProxy: bins[KubeProxy]}
 	if err := writeRealNodeState(n.state); err != nil {
 		unlock()
@@ -140,6 +141,9 @@ func (c *Cluster) StartRealNode(ctx context.Context, opts RealNodeOptions) (n *R
 		return n, fmt.Errorf("starting the real node's guard: %w", err)
 	}
 	if err := makeCgroups(realNodeCgroup); err != nil {
+		return n, err
+	}
+	if err := makeBridge(n.Address); err != nil {
 		return n, err
 	}
 	if err := n.startContainerd(ctx); err != nil {

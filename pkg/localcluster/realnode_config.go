@@ -11,7 +11,14 @@ import (
 // images builds it (hack/pause) since no registry is reachable.
 const PauseImage = "docker.io/gpufleet/pause:3.10"
 
-// realNodePaths are the real node's files, all under its directory.
+// KubeletRoot is the real node's kubelet --root-dir: the usual one, so that
+// manifests written for real clusters (the gpu-agent's hostPath to the
+// pod-resources socket) apply unchanged. The device-plugin directory under
+// it is fixed anyway; one real node runs per machine.
+const KubeletRoot = "/var/lib/kubelet"
+
+// realNodePaths are the real node's files: all under its directory except
+// the kubelet's root.
 type realNodePaths struct {
 	dir                        string
 	containerdConfig           string
@@ -37,7 +44,7 @@ func newRealNodePaths(dir string) realNodePaths {
 		runcRoot:          j("runc"),
 		cniConfDir:        j("cni", "net.d"),
 		cniIPAMDir:        j("cni", "ipam"),
-		kubeletRoot:       j("kubelet"),
+		kubeletRoot:       KubeletRoot,
 		kubeletConfig:     j("kubelet-config.yaml"),
 		kubeletKubeconfig: j("kubelet.kubeconfig"),
 		podLogs:           j("pod-logs"),

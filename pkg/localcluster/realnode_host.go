@@ -225,8 +225,14 @@ func cleanupRealNode(st realNodeState) error {
 	for _, f := range []string{"kubelet.sock", "kubelet_internal_checkpoint"} {
 		_ = os.Remove(filepath.Join(DevicePluginDir, f))
 	}
+	// Pod volumes (tokens, emptyDirs) are mounted under the kubelet's root.
+	errs = append(errs, unmountUnder(KubeletRoot))
 	if !st.KubeletDirExisted {
-		_ = os.RemoveAll("/var/lib/kubelet")
+		errs = append(errs, os.RemoveAll(KubeletRoot))
+	} else {
+		for _, d := range []string{"pods", "pod-resources", "plugins", "plugins_registry", "checkpoints"} {
+			errs = append(errs, os.RemoveAll(filepath.Join(KubeletRoot, d)))
+		}
 	}
 	// The CNI library's result cache (fixed at /var/lib/cni): the entries
 	// of this node's pod sandboxes, on its network and on loopback.
@@ -358,6 +364,28 @@ func makeCgroups(name string) error {
 					return fmt.Errorf("setting %s of cgroup %s: %w", f, d, err)
 				}
 			}
+		}
+	}
+	return nil
+}
+
+// makeBridge creates the pod bridge with its gateway address before the
+// CNI plugin would, and routes the Service network onto it: a Service
+// address that kube-proxy has not (or no longer) translated then stays on
+// this machine instead of following the default route out.
+func makeBridge(nodeAddress string) error {
+	_, cidr, _ := net.ParseCIDR(PodCIDR)
+	gw := net.IP(append([]byte(nil), cidr.IP.To4()...))
+	gw[3]++
+	ones, _ := cidr.Mask.Size()
+	for _, args := range [][]string{
+		{"link", "add", RealNodeBridge, "type", "bridge"},
+		{"addr", "add", fmt.Sprintf("%s/%d", gw, ones), "dev", RealNodeBridge},
+		{"link", "set", RealNodeBridge, "up"},
+		{"route", "add", ServiceCIDR, "dev", RealNodeBridge, "src", nodeAddress},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 		}
 	}
 	return nil
@@ -540,6 +568,14 @@ func RealNodeLeftovers(dir string) []string {
 	}
 	if _, err := os.Stat(dir); err == nil {
 		out = append(out, "directory "+dir)
+	}
+	if mps, _ := mountsUnder(KubeletRoot); len(mps) > 0 {
+		for _, mp := range mps {
+			out = append(out, "mount "+mp)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(KubeletRoot, "pods")); err == nil {
+		out = append(out, "directory "+filepath.Join(KubeletRoot, "pods"))
 	}
 	return out
 }

@@ -110,6 +110,11 @@ func New(opts Options) (*Server, error) {
 			sv.requests = func(code int) prometheus.Counter {
 				return m.requests.WithLabelValues(mname, vname, strconv.Itoa(code))
 			}
+			// The success series exists from the start, at zero: a rate
+			// over it is 0 for a server no one has called yet, where an
+			// absent series would leave an HPA on requests_per_second
+			// unable to compute (ScalingActive False, no scale-down).
+			sv.requests(http.StatusOK)
 			sv.duration = m.duration.WithLabelValues(name, v.Version)
 			sm.versions[v.Version] = sv
 		}

@@ -57,6 +57,21 @@ func do(t *testing.T, h http.Handler, method, path, body string) (int, string, h
 	return rec.Code, rec.Body.String(), rec.Header()
 }
 
+// TestRequestCounterStartsAtZero: before any request, every served model
+// version exports its success counter at 0, so that requests_per_second
+// is 0 (not missing) for an idle server and its HPA can act.
+func TestRequestCounterStartsAtZero(t *testing.T) {
+	s := newServer(t, shipped(t), cpu.New())
+	if err := testutil.CollectAndCompare(s.metrics.requests, strings.NewReader(`
+# HELP inference_requests_total Inference requests answered, by model, version and HTTP status code.
+# TYPE inference_requests_total counter
+inference_requests_total{code="200",model="property-value",version="1"} 0
+inference_requests_total{code="200",model="property-value",version="2"} 0
+`)); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestMetadataEndpoints(t *testing.T) {
 	s := newServer(t, shipped(t), cpu.New())
 	h := s.Handler()
@@ -362,6 +377,7 @@ func TestQueueFullIs429AndBatchesForm(t *testing.T) {
 # HELP inference_requests_total Inference requests answered, by model, version and HTTP status code.
 # TYPE inference_requests_total counter
 inference_requests_total{code="200",model="property-value",version="1"} 9
+inference_requests_total{code="200",model="property-value",version="2"} 0
 inference_requests_total{code="429",model="property-value",version="1"} 1
 `)); err != nil {
 		t.Error(err)

@@ -62,7 +62,8 @@ func StartControllerManager(t testing.TB, c *localcluster.Cluster, opts localclu
 const RequireRealNodeEnv = "GPUFLEET_REQUIRE_REAL_NODE"
 
 // StartRealNode starts a control plane reachable from pods, the controllers
-// a real node's pods need, and a real node with opts (the pause image from
+// a real node's pods need, the stock kube-scheduler, and a real node with
+// opts (the pause image from
 // make images is added to opts.Images). It skips t where the machine cannot
 // run a real node or the images are not built, naming what is missing
 // (fails instead under GPUFLEET_REQUIRE_REAL_NODE=1), and stops everything
@@ -102,6 +103,9 @@ func StartRealNode(t testing.TB, opts localcluster.RealNodeOptions, kcm localclu
 	StartControllerManager(t, c, kcm)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	if err := c.StartScheduler(ctx); err != nil {
+		t.Fatalf("starting kube-scheduler: %v", err)
+	}
 	n, err := c.StartRealNode(ctx, opts)
 	if err != nil {
 		t.Fatalf("starting the real node: %v", err)
