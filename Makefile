@@ -129,8 +129,10 @@ test-integration: deps tools build images ## Integration tests only (TestIntegra
 	$(GO) test -timeout $(TEST_TIMEOUT) -run Integration $(GOTEST_FLAGS) ./...
 
 .PHONY: e2e
-e2e: tools build ## End-to-end test: the real binaries on a local control plane, simulated V100/T4 nodes, load, HPA up and down (test/e2e).
-	$(GO) test -count=1 -timeout 10m -v -run E2E $(GOTEST_FLAGS) ./test/e2e/
+e2e: deps tools build images ## End-to-end tests (test/e2e): load, HPA up and down, on the real node (gpufleet's images) and on simulated V100/T4 nodes; ends with one summary line, the real node's where it ran.
+	@rm -rf $(OUTPUT)/e2e && mkdir -p $(OUTPUT)/e2e
+	GPUFLEET_E2E_SUMMARY=$(OUTPUT)/e2e $(GO) test -count=1 -timeout 15m -v -run E2E $(GOTEST_FLAGS) ./test/e2e/
+	@if [ -f $(OUTPUT)/e2e/real ]; then cat $(OUTPUT)/e2e/real; else cat $(OUTPUT)/e2e/simulated; fi
 
 .PHONY: bench-controlplane
 bench-controlplane: tools ## Control-plane start and stop time: median and max of 5 starts.

@@ -88,7 +88,8 @@ func TestIntegrationE2EAutoscaledServing(t *testing.T) {
 	waitDeployment(t, client, "scaled up (more than 1 replica)", 60*time.Second, func(want, _ int32, _ int) bool { return want > 1 })
 	t.Logf("HPA scaled up %.1f s after the load step", time.Since(step).Seconds())
 	waitDeployment(t, client, "at 4 ready replicas", 90*time.Second, func(want, ready int32, _ int) bool { return want == maxReplicas && ready == maxReplicas })
-	t.Logf("%d replicas ready %.1f s after the load step", maxReplicas, time.Since(step).Seconds())
+	scaleUp := time.Since(step)
+	t.Logf("%d replicas ready %.1f s after the load step", maxReplicas, scaleUp.Seconds())
 	packed := checkPacked(t, s)
 
 	// Hold the step until the load is spread over every replica: the HPA
@@ -110,11 +111,13 @@ func TestIntegrationE2EAutoscaledServing(t *testing.T) {
 	load.SetRate(lowRPS)
 	down := time.Now()
 	waitDeployment(t, client, "scaled down to 1 replica, the others gone", 90*time.Second, func(want, ready int32, pods int) bool { return want == 1 && ready == 1 && pods == 1 })
-	t.Logf("HPA scaled down to 1 replica, the others stopped, %.1f s after the load dropped to %d rps", time.Since(down).Seconds(), lowRPS)
+	scaleDown := time.Since(down)
+	t.Logf("HPA scaled down to 1 replica, the others stopped, %.1f s after the load dropped to %d rps", scaleDown.Seconds(), lowRPS)
 	failed := load.Failed()
 	if failed > 0 {
 		t.Errorf("%d of %d requests failed up to the scale-down, last: %s", failed, load.Sent(), load.LastError())
 	}
+	summary(t, "simulated", failed, scaleUp, scaleDown)
 
 	// No load: the GPUs fall idle.
 	tl.SetLabel("none")

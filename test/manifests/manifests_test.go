@@ -46,7 +46,7 @@ func TestKustomizationsBuild(t *testing.T) {
 		}
 	}
 	// The kustomizations the README documents, and base with each component.
-	for _, want := range []string{"base", "examples", "examples/rollouts", "overlays/all", "overlays/local", "base+components/monitoring", "base+components/network-policies"} {
+	for _, want := range []string{"base", "examples", "examples/rollouts", "overlays/all", "overlays/local", "overlays/local-examples", "base+components/monitoring", "base+components/network-policies"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no kustomization %q among %v", want, names)
 		}

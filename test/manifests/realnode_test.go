@@ -21,7 +21,8 @@ import (
 )
 
 // TestIntegrationLocalOverlayOnRealNode installs gpufleet as a cluster
-// admin would, `kubectl apply -k manifests/overlays/local`, onto a real
+// admin would, `kubectl apply -k manifests/overlays/local` and
+// `local-examples`, onto a real
 // kubelet running gpufleet's own images, and waits for what the admin
 // would look for: the agent DaemonSet running and labelling its node, the
 // adapter serving its APIServices (Available through kube-apiserver and
@@ -45,8 +46,10 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 	}, localcluster.ControllerManagerOptions{ExtraArgs: []string{"--horizontal-pod-autoscaler-sync-period=2s"}})
 	e := newEnv(t)
 	applied := time.Now()
-	if _, _, err := e.run(nil, "--kubeconfig", c.KubeconfigPath, "apply", "-k", filepath.Join(e.root, "manifests", "overlays", "local")); err != nil {
-		t.Fatal(err)
+	for _, k := range []string{"local", "local-examples"} {
+		if _, _, err := e.run(nil, "--kubeconfig", c.KubeconfigPath, "apply", "-k", filepath.Join(e.root, "manifests", "overlays", k)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	agg, err := aggregator.NewForConfig(c.Config)
 	if err != nil {
