@@ -3,8 +3,10 @@
 // processes on free loopback ports, with generated credentials, in one
 // directory. Integration tests, `gpufleet cluster up` and the demo use it.
 //
-// There is no kubelet: nodes are Node objects (see GPUNode), and pods stay
-// where the scheduler under test puts them.
+// Nodes are either simulated, Node objects without a kubelet (see GPUNode),
+// whose pods stay where the scheduler under test puts them, or one real
+// node with containerd and the kubelet (see StartRealNode and
+// docs/real-node.md).
 package localcluster
 
 import (
