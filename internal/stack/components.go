@@ -75,7 +75,7 @@ func (s *Stack) startAdapter(ctx context.Context, extra []string) error {
 	if err := waitHTTPSOK(ctx, p, binaries.MetricsAdapter, "https://127.0.0.1:"+strconv.Itoa(port)+"/readyz"); err != nil {
 		return err
 	}
-	s.adapterPort = port
+	s.adapterURL = "https://127.0.0.1:" + strconv.Itoa(port)
 	return adaptertest.Register(ctx, s.Cluster.Config, port, 60*time.Second)
 }
 

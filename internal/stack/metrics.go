@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -58,8 +57,9 @@ func (s *Stack) ModelPods(ctx context.Context) ([]corev1.Pod, error) {
 }
 
 // AdapterURL is the metrics adapter's base URL (its secure port, serving
-// a self-signed certificate).
-func (s *Stack) AdapterURL() string { return "https://127.0.0.1:" + strconv.Itoa(s.adapterPort) }
+// a self-signed certificate): on loopback, or an adapter pod's address on
+// the real node's bridge.
+func (s *Stack) AdapterURL() string { return s.adapterURL }
 
 // CostUsage reads the GPU time the adapter accounted over [from, to) from
 // its cost report endpoint, with the cluster admin's credentials.

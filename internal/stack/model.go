@@ -158,7 +158,11 @@ func (s *Stack) DeployModel(ctx context.Context) error {
 	if _, err := s.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: Namespace}}, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating namespace %s: %w", Namespace, err)
 	}
-	if _, err := s.Client.AppsV1().Deployments(Namespace).Create(ctx, Deployment(), metav1.CreateOptions{}); err != nil {
+	d := Deployment()
+	if s.real != nil {
+		d = RealDeployment(s.repo)
+	}
+	if _, err := s.Client.AppsV1().Deployments(Namespace).Create(ctx, d, metav1.CreateOptions{}); err != nil {
 		return fmt.Errorf("creating the model's Deployment: %w", err)
 	}
 	if _, err := noderunner.WaitRunning(ctx, s.Client, Namespace, "app="+AppName, 1, 60*time.Second); err != nil {

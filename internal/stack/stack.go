@@ -82,6 +82,12 @@ type Options struct {
 	IPBlock byte
 	// Progress, when set, is told each step of Start as it completes.
 	Progress func(step string)
+	// RealNode runs the model on pkg/localcluster's real node instead of
+	// simulated nodes: gpufleet's images under a real kubelet, installed
+	// with `kubectl apply -k manifests/overlays/local` (Nodes, Strategy,
+	// AdapterArgs and IPBlock do not apply: the manifests say). Needs root
+	// and make images (RealNodeUnavailable says what is missing).
+	RealNode bool
 }
 
 // Stack is the running system. Start it with Start; Stop it.
@@ -96,9 +102,11 @@ type Stack struct {
 	// Nodes are the simulated nodes, in the order of Options.Nodes.
 	Nodes []*Node
 
-	dir         string // the stack's files, inside the cluster's directory
-	repo        string // the inference servers' model repository
-	adapterPort int
+	dir        string // the stack's files, inside the cluster's directory
+	repo       string // the inference servers' model repository
+	adapterURL string
+	// real is the real node, when the stack runs on one.
+	real *localcluster.RealNode
 
 	mu       sync.Mutex
 	children []*child
@@ -140,6 +148,9 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 	}()
 	if s.Binaries, err = binaries.Ensure(ctx, opts.BinDir, binaries.GPUAgent, binaries.InferenceServer, binaries.MetricsAdapter, binaries.SchedulerPlugin); err != nil {
 		return s, err
+	}
+	if opts.RealNode {
+		return s, s.startReal(ctx, opts, step)
 	}
 	// The cluster's temporary directory holds the stack's files too: Stop
 	// removes it, and the next start sweeps it if this process was killed.
@@ -229,6 +240,11 @@ func (s *Stack) Stop() error {
 		}
 		s.runners.Wait()
 		var errs []error
+		if s.real != nil {
+			if err := s.real.Stop(); err != nil {
+				errs = append(errs, fmt.Errorf("stopping the real node: %w", err))
+			}
+		}
 		for i := len(children) - 1; i >= 0; i-- {
 			if err := children[i].proc.Stop(10 * time.Second); err != nil {
 				errs = append(errs, fmt.Errorf("stopping %s: %w", children[i].name, err))
@@ -256,7 +272,12 @@ func (s *Stack) Diagnostics(n int) string {
 		fmt.Fprintf(&b, "%s log (last %d lines):\n%s\n", c.name, n, c.proc.LogTail(n))
 	}
 	for _, node := range s.Nodes {
-		fmt.Fprintf(&b, "node %s programs (last %d lines each):\n%s", node.Name, n, node.programs.LogTails(n))
+		if node.programs != nil {
+			fmt.Fprintf(&b, "node %s programs (last %d lines each):\n%s", node.Name, n, node.programs.LogTails(n))
+		}
+	}
+	if s.real != nil {
+		fmt.Fprintf(&b, "real node logs:\n%s", s.real.Logs(n))
 	}
 	if s.Cluster != nil {
 		fmt.Fprintf(&b, "control plane logs:\n%s", s.Cluster.Logs(n))

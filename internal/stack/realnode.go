@@ -1,0 +1,207 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gpufleet/gpufleet/internal/adaptertest"
+	"github.com/gpufleet/gpufleet/pkg/localcluster"
+	"github.com/gpufleet/gpufleet/pkg/names"
+)
+
+// RealNodeImages are the images the real-node stack imports: gpufleet's
+// components and the model server (make images builds them).
+var RealNodeImages = []string{"gpu-agent", "metrics-adapter", "scheduler-plugin", "inference-server"}
+
+// RealNodeUnavailable says why this machine cannot run the real-node stack
+// (see localcluster.RealNodeSupported), or that make images has not built
+// its images; nil when it can.
+func RealNodeUnavailable() error {
+	if err := localcluster.RealNodeSupported(); err != nil {
+		return err
+	}
+	dir, err := localcluster.ImagesDir()
+	if err != nil {
+		return err
+	}
+	for _, img := range append([]string{"pause"}, RealNodeImages...) {
+		if _, err := os.Stat(filepath.Join(dir, img+".tar")); err != nil {
+			return fmt.Errorf("image %s is not built (run make images)", filepath.Join(dir, img+".tar"))
+		}
+	}
+	return nil
+}
+
+// startReal brings the stack up on the real node: a control plane
+// reachable from pods, the stock kube-scheduler, the node with gpufleet's
+// images and eight hand-advertised GPUs, and gpufleet installed as an admin
+// would: `kubectl apply -k manifests/overlays/local`.
+func (s *Stack) startReal(ctx context.Context, opts Options, step func(string)) error {
+	if err := RealNodeUnavailable(); err != nil {
+		return err
+	}
+	addr, err := localcluster.NodeAddress()
+	if err != nil {
+		return err
+	}
+	if s.Cluster, err = localcluster.Start(ctx, localcluster.Options{BinDir: opts.BinDir, NodeAddress: addr}); err != nil {
+		return fmt.Errorf("starting the control plane: %w", err)
+	}
+	if s.Client, err = kubernetes.NewForConfig(s.Cluster.Config); err != nil {
+		return err
+	}
+	if err = s.Cluster.StartControllerManager(ctx, localcluster.ControllerManagerOptions{
+		Controllers: localcluster.RealNodeControllers,
+		ExtraArgs:   []string{"--horizontal-pod-autoscaler-sync-period=1s"},
+	}); err != nil {
+		return fmt.Errorf("starting kube-controller-manager: %w", err)
+	}
+	if err = s.Cluster.StartScheduler(ctx); err != nil {
+		return fmt.Errorf("starting kube-scheduler: %w", err)
+	}
+	step("control plane up, reachable from pods")
+	s.dir = filepath.Join(s.Cluster.Dir, "stack")
+	s.repo = filepath.Join(s.dir, "models")
+	if err = WriteModelRepository(s.repo); err != nil {
+		return err
+	}
+	imagesDir, err := localcluster.ImagesDir()
+	if err != nil {
+		return err
+	}
+	var images []string
+	for _, img := range append([]string{"pause"}, RealNodeImages...) {
+		images = append(images, filepath.Join(imagesDir, img+".tar"))
+	}
+	const gpus = 8
+	s.real, err = s.Cluster.StartRealNode(ctx, localcluster.RealNodeOptions{
+		Images: images,
+		// What NVIDIA's GPU feature discovery writes: the agent selects on it.
+		Labels: map[string]string{"nvidia.com/gpu.present": "true"},
+		Simulated: corev1.ResourceList{
+			names.ResourceGPU:      *resource.NewQuantity(gpus, resource.DecimalSI),
+			names.ResourceGPUMilli: *resource.NewQuantity(gpus*1000, resource.DecimalSI),
+		},
+	})
+	if err != nil {
+		return err
+	}
+	s.Nodes = []*Node{{GPUNode: localcluster.GPUNode{Name: s.real.Name, Model: "V100M16", GPUs: gpus}}}
+	step(fmt.Sprintf("real node %s Ready (kubelet, containerd, kube-proxy; %d simulated V100s)", s.real.Name, gpus))
+
+	root, err := localcluster.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	binDir := opts.BinDir
+	if binDir == "" {
+		if binDir, err = localcluster.DefaultBinDir(); err != nil {
+			return err
+		}
+	}
+	bins, err := localcluster.EnsureBinaries(ctx, binDir, localcluster.Kubectl)
+	if err != nil {
+		return err
+	}
+	overlay := filepath.Join(root, "manifests", "overlays", "local")
+	if out, err := exec.CommandContext(ctx, bins[localcluster.Kubectl], "--kubeconfig", s.Cluster.KubeconfigPath, "apply", "-k", overlay).CombinedOutput(); err != nil {
+		return fmt.Errorf("kubectl apply -k %s: %v\n%s", overlay, err, out)
+	}
+	if err := s.waitComponents(ctx); err != nil {
+		return err
+	}
+	if err := s.waitAgentLabels(ctx); err != nil {
+		return err
+	}
+	if s.Metrics, _, err = adaptertest.MetricsClients(s.Cluster.Config); err != nil {
+		return err
+	}
+	step("gpufleet applied (kubectl apply -k manifests/overlays/local): agent, adapter and scheduler ready")
+	return nil
+}
+
+// waitComponents waits until the adapter and scheduler Deployments are
+// ready and the adapter's APIService answers, and records an adapter pod's
+// address for CostUsage.
+func (s *Stack) waitComponents(ctx context.Context) error {
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := s.real.Err(); err != nil {
+			return false, err
+		}
+		for _, d := range []string{"gpufleet-metrics-adapter", "gpufleet-scheduler"} {
+			dep, err := s.Client.AppsV1().Deployments("gpufleet-system").Get(ctx, d, metav1.GetOptions{})
+			if err != nil {
+				last = err
+				return false, nil
+			}
+			if dep.Status.ReadyReplicas < *dep.Spec.Replicas {
+				last = fmt.Errorf("%s: %d of %d replicas ready", d, dep.Status.ReadyReplicas, *dep.Spec.Replicas)
+				return false, nil
+			}
+		}
+		pods, err := s.Client.CoreV1().Pods("gpufleet-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=metrics-adapter"})
+		if err != nil || len(pods.Items) == 0 {
+			last = fmt.Errorf("no adapter pod: %v", err)
+			return false, nil
+		}
+		for _, p := range pods.Items {
+			if ip, ok := localcluster.PodIPOnBridge(&p); ok && p.DeletionTimestamp == nil {
+				s.adapterURL = "https://" + net.JoinHostPort(ip.String(), "6443")
+				return true, nil
+			}
+		}
+		last = errors.New("no adapter pod with an address on the node's bridge")
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("gpufleet's components on the real node: %w (last: %v)", err, last)
+	}
+	return nil
+}
+
+// RealDeployment is Deployment for the real node: the inference-server
+// image serving the stack's model repository (a read-only hostPath at
+// /models: the shipped model and wide), the CPU backend, a readiness probe
+// that gates its traffic, a drain on SIGTERM within the grace period, and
+// its GPUs from its own gpufleet.io/gpu-indices annotation (downward API).
+func RealDeployment(repo string) *appsv1.Deployment {
+	d := Deployment()
+	spec := &d.Spec.Template.Spec
+	ctr := &spec.Containers[0]
+	ctr.Image = "gpufleet/inference-server:dev"
+	ctr.Args = []string{"--model-repository=/models", "--listen=:" + strconv.Itoa(ServerPort), "--device=cpu",
+		"--gpu-indices=$(GPU_INDICES)", "--shutdown-delay=3s", "--shutdown-timeout=20s"}
+	ctr.Env = []corev1.EnvVar{
+		{Name: "GPU_INDICES", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + names.AnnotationGPUIndices + "']"}}},
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+	}
+	ctr.ReadinessProbe = &corev1.Probe{
+		ProbeHandler:     corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/v2/health/ready", Port: intstr.FromString("http")}},
+		PeriodSeconds:    1,
+		FailureThreshold: 1,
+	}
+	mem := resource.MustParse("256Mi")
+	ctr.Resources.Requests[corev1.ResourceMemory] = mem
+	ctr.Resources.Limits[corev1.ResourceMemory] = mem
+	ctr.VolumeMounts = []corev1.VolumeMount{{Name: "models", MountPath: "/models", ReadOnly: true}}
+	hostDir := corev1.HostPathDirectory
+	spec.Volumes = []corev1.Volume{{Name: "models", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: repo, Type: &hostDir}}}}
+	return d
+}
