@@ -184,7 +184,8 @@ cluster-down: ## Stop the local control plane and every process it started.
 	@if [ -x $(BIN)/gpufleet ]; then $(BIN)/gpufleet cluster down --dir $(LOCAL); else echo "no bin/gpufleet: nothing was started"; fi
 
 .PHONY: demo
-demo: tools build ## The whole system on a local control plane under the genai-qps trace replayed in 3 min; report, plots and GPU cost in _output/demo/ (DEMO_FLAGS, e.g. --duration 90s).
+demo: tools build ## The whole system under the genai-qps trace replayed in 3 min, on the real node where this machine can run one (else simulated nodes, saying why); report, plots and GPU cost in _output/demo/ (DEMO_FLAGS, e.g. --duration 90s, --node simulated).
+	@$(MAKE) --no-print-directory images >/dev/null || echo "make images failed: the demo cannot use the real node"
 	$(BIN)/gpufleet demo --out $(OUTPUT)/demo $(DEMO_FLAGS)
 
 .PHONY: clean

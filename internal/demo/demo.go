@@ -47,6 +47,40 @@ type Options struct {
 	ProgressEvery time.Duration
 	// Stdout receives the progress and the final report.
 	Stdout io.Writer
+	// Node is where the model pods run: NodeReal (pkg/localcluster's real
+	// node: gpufleet's images under a kubelet), NodeSimulated, or NodeAuto
+	// (real where the machine can run it, else simulated, saying why).
+	Node string
+}
+
+// Node kinds of Options.Node.
+const (
+	NodeAuto      = "auto"
+	NodeReal      = "real"
+	NodeSimulated = "simulated"
+)
+
+// chooseNode resolves Options.Node to real or simulated and says which,
+// and why not real where it falls back.
+func chooseNode(o Options) (real bool, err error) {
+	switch o.Node {
+	case NodeSimulated:
+		fmt.Fprintf(o.Stdout, "node: simulated (--node=simulated)\n")
+		return false, nil
+	case NodeReal, NodeAuto, "":
+		why := stack.RealNodeUnavailable()
+		if why == nil {
+			fmt.Fprintf(o.Stdout, "node: real (a kubelet, containerd and kube-proxy on this machine running gpufleet's images)\n")
+			return true, nil
+		}
+		if o.Node == NodeReal {
+			return false, fmt.Errorf("--node=real: %w", why)
+		}
+		fmt.Fprintf(o.Stdout, "node: simulated, because %v\n", why)
+		return false, nil
+	default:
+		return false, fmt.Errorf("--node=%q: want auto, real or simulated", o.Node)
+	}
 }
 
 // Nodes are the demo's simulated nodes: the stack's (two 8-GPU V100 nodes
@@ -85,7 +119,15 @@ func Run(ctx context.Context, o Options) error {
 	if err := os.WriteFile(pricesPath, []byte(Prices), 0o644); err != nil {
 		return err
 	}
-	res := &Result{TraceName: traceName(o.Trace), Trace: tr, Schedule: sched, Nodes: Nodes(), MaxReplicas: o.MaxReplicas, TargetRPS: o.TargetRPS}
+	real, err := chooseNode(o)
+	if err != nil {
+		return err
+	}
+	res := &Result{TraceName: traceName(o.Trace), Trace: tr, Schedule: sched, Nodes: Nodes(), MaxReplicas: o.MaxReplicas, TargetRPS: o.TargetRPS, RealNode: real}
+	if real && o.MaxReplicas > stack.RealNodeGPUs {
+		fmt.Fprintf(out, "max replicas %d: the real node has %d GPUs, using %d\n", o.MaxReplicas, stack.RealNodeGPUs, stack.RealNodeGPUs)
+		res.MaxReplicas = stack.RealNodeGPUs
+	}
 	fmt.Fprintf(out, "gpufleet demo: %s, %.1f h of request rates, replayed in %v (%.0f times real speed): peak %.0f requests/s, mean %.1f\n",
 		res.TraceName, tr.Duration().Hours(), sched.Duration(), sched.Speed, sched.Peak(), sched.Mean())
 	if err := replay(ctx, o, res); err != nil {
@@ -113,15 +155,26 @@ func Run(ctx context.Context, o Options) error {
 func replay(ctx context.Context, o Options, res *Result) (err error) {
 	out := o.Stdout
 	began := time.Now()
-	fmt.Fprintf(out, "starting the system: a local control plane, the scheduler, the metrics adapter, %d simulated GPU nodes\n", len(res.Nodes))
+	if res.RealNode {
+		fmt.Fprintf(out, "starting the system: a local control plane, a real node, gpufleet from manifests/overlays/local\n")
+	} else {
+		fmt.Fprintf(out, "starting the system: a local control plane, the scheduler, the metrics adapter, %d simulated GPU nodes\n", len(res.Nodes))
+	}
 	s, err := stack.Start(ctx, stack.Options{
 		Nodes:       res.Nodes,
 		BinDir:      o.BinDir,
 		AdapterArgs: []string{"--cost-period=" + o.CostPeriod.String()},
 		Progress:    func(step string) { fmt.Fprintf(out, "  %s\n", step) },
+		RealNode:    res.RealNode,
 	})
 	if err != nil {
 		return err
+	}
+	if res.RealNode {
+		res.Nodes = nil
+		for _, n := range s.Nodes {
+			res.Nodes = append(res.Nodes, n.GPUNode)
+		}
 	}
 	defer func() {
 		if err != nil && ctx.Err() == nil {
@@ -146,11 +199,11 @@ func replay(ctx context.Context, o Options, res *Result) (err error) {
 		return err
 	}
 	background.Go(func() { load.Run(runCtx) })
-	if err := s.CreateHPA(runCtx, o.MaxReplicas, o.TargetRPS); err != nil {
+	if err := s.CreateHPA(runCtx, res.MaxReplicas, o.TargetRPS); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "  Deployment %s/%s serving, HPA at %d requests/s per pod, 1 to %d replicas (%.1f s)\n\n",
-		stack.Namespace, stack.AppName, o.TargetRPS, o.MaxReplicas, time.Since(began).Seconds())
+		stack.Namespace, stack.AppName, o.TargetRPS, res.MaxReplicas, time.Since(began).Seconds())
 
 	prog := newProgress(s.NodeNames(), res.Schedule)
 	_, _ = io.WriteString(out, prog.header())

@@ -37,8 +37,10 @@ type Result struct {
 	TraceName string
 	Trace     Trace
 	Schedule  Schedule
-	// Nodes are the simulated nodes, in the order of the samples' columns.
+	// Nodes are the nodes, in the order of the samples' columns.
 	Nodes []localcluster.GPUNode
+	// RealNode says the model pods ran on the real node, not simulated ones.
+	RealNode bool
 	// MaxReplicas and TargetRPS are the HPA's.
 	MaxReplicas int32
 	TargetRPS   int64
@@ -217,11 +219,18 @@ func writeReport(w io.Writer, r *Result, title string, reqPNG, utilPNG []byte, c
 	if r.Failed > 0 && r.LastError != "" {
 		failed += " (last: " + r.LastError + ")"
 	}
+	nodes := "simulated GPU nodes: Node objects whose pods run as child programs of the demo"
+	util := fmt.Sprintf("peak %.1f %% of %s's GPUs (the servers run on CPU; their batches' time is reported as busy GPU time)", peakUtil*100, orNone(peakNode))
+	if r.RealNode {
+		nodes = "a real node: kubelet, containerd and kube-proxy on this machine running gpufleet's images, installed with kubectl apply -k manifests/overlays/local; its GPUs simulated (mock NVML, capacity advertised by hand)"
+		util = fmt.Sprintf("peak %.1f %%: containers cannot report busy time to the simulated GPUs, and no device plugin hands them GPUs yet, so the real node's GPUs read idle", peakUtil*100)
+	}
 	p.Summary = [][2]string{
+		{"Nodes", nodes},
 		{"Trace", fmt.Sprintf("%s: %.1f h in %v windows, replayed in %v, %.0f times real speed", r.TraceName, r.Trace.Duration().Hours(), r.Trace.Period, r.Schedule.Duration(), r.Schedule.Speed)},
 		{"Load", fmt.Sprintf("peak %.1f requests/s, mean %.1f; %d requests sent, %s", r.Schedule.Peak(), r.Schedule.Mean(), r.Sent, failed)},
 		{"Autoscaling", fmt.Sprintf("HPA on requests_per_second, %d per pod, 1 to %d replicas: up to %d wanted", r.TargetRPS, r.MaxReplicas, maxReplicas)},
-		{"GPU utilization", fmt.Sprintf("peak %.1f %% of %s's GPUs (the servers run on CPU; their batches' time is reported as busy GPU time)", peakUtil*100, orNone(peakNode))},
+		{"GPU utilization", util},
 	}
 	if r.Cost.Priced {
 		p.Summary = append(p.Summary, [2]string{"GPU cost", fmt.Sprintf("%s for the %s window at the illustrative prices below: %s allocated to pods, %s idle",
@@ -265,7 +274,7 @@ dd{margin:0 0 .4em 11em}
 <body>
 <h1>{{.Title}}</h1>
 <p>gpufleet on a local Kubernetes control plane: the GPUPack scheduler
-packing model pods onto simulated GPU nodes, the metrics adapter feeding the
+packing model pods onto GPU nodes, the metrics adapter feeding the
 HorizontalPodAutoscaler requests_per_second from a 1 s scrape, the gpu-agents
 reporting GPU use, and a real request-rate trace replayed against it.</p>
 <dl>

@@ -24,6 +24,9 @@ import (
 	"github.com/gpufleet/gpufleet/pkg/names"
 )
 
+// RealNodeGPUs is how many (simulated) GPUs the real node advertises.
+const RealNodeGPUs = 8
+
 // RealNodeImages are the images the real-node stack imports: gpufleet's
 // components and the model server (make images builds them).
 var RealNodeImages = []string{"gpu-agent", "metrics-adapter", "scheduler-plugin", "inference-server"}
@@ -88,21 +91,20 @@ func (s *Stack) startReal(ctx context.Context, opts Options, step func(string)) 
 	for _, img := range append([]string{"pause"}, RealNodeImages...) {
 		images = append(images, filepath.Join(imagesDir, img+".tar"))
 	}
-	const gpus = 8
 	s.real, err = s.Cluster.StartRealNode(ctx, localcluster.RealNodeOptions{
 		Images: images,
 		// What NVIDIA's GPU feature discovery writes: the agent selects on it.
 		Labels: map[string]string{"nvidia.com/gpu.present": "true"},
 		Simulated: corev1.ResourceList{
-			names.ResourceGPU:      *resource.NewQuantity(gpus, resource.DecimalSI),
-			names.ResourceGPUMilli: *resource.NewQuantity(gpus*1000, resource.DecimalSI),
+			names.ResourceGPU:      *resource.NewQuantity(RealNodeGPUs, resource.DecimalSI),
+			names.ResourceGPUMilli: *resource.NewQuantity(RealNodeGPUs*1000, resource.DecimalSI),
 		},
 	})
 	if err != nil {
 		return err
 	}
-	s.Nodes = []*Node{{GPUNode: localcluster.GPUNode{Name: s.real.Name, Model: "V100M16", GPUs: gpus}}}
-	step(fmt.Sprintf("real node %s Ready (kubelet, containerd, kube-proxy; %d simulated V100s)", s.real.Name, gpus))
+	s.Nodes = []*Node{{GPUNode: localcluster.GPUNode{Name: s.real.Name, Model: "V100M16", GPUs: RealNodeGPUs}}}
+	step(fmt.Sprintf("real node %s Ready (kubelet, containerd, kube-proxy; %d simulated V100s)", s.real.Name, RealNodeGPUs))
 
 	root, err := localcluster.ModuleRoot()
 	if err != nil {
@@ -197,9 +199,12 @@ func RealDeployment(repo string) *appsv1.Deployment {
 		PeriodSeconds:    1,
 		FailureThreshold: 1,
 	}
-	mem := resource.MustParse("256Mi")
-	ctr.Resources.Requests[corev1.ResourceMemory] = mem
-	ctr.Resources.Limits[corev1.ResourceMemory] = mem
+	// A tenth of a core each (Guaranteed QoS): eight replicas and
+	// gpufleet's own pods fit the node's two cores.
+	cpu, mem := resource.MustParse("100m"), resource.MustParse("256Mi")
+	for _, l := range []corev1.ResourceList{ctr.Resources.Requests, ctr.Resources.Limits} {
+		l[corev1.ResourceCPU], l[corev1.ResourceMemory] = cpu, mem
+	}
 	ctr.VolumeMounts = []corev1.VolumeMount{{Name: "models", MountPath: "/models", ReadOnly: true}}
 	hostDir := corev1.HostPathDirectory
 	spec.Volumes = []corev1.Volume{{Name: "models", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: repo, Type: &hostDir}}}}

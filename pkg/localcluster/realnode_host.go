@@ -532,10 +532,15 @@ func tail(s string, n int) string {
 
 // RealNodeLeftovers lists what a real node that used dir left on this
 // machine: processes, mounts, cgroups, the bridge, iptables chains, its
-// state record and directory. Empty after a clean Stop or a sweep.
+// state record and directory. Empty after a clean Stop or a sweep. An
+// empty dir (not known) checks all but the directory's processes, mounts
+// and existence.
 func RealNodeLeftovers(dir string) []string {
 	var out []string
-	entries, _ := os.ReadDir("/proc")
+	var entries []os.DirEntry
+	if dir != "" {
+		entries, _ = os.ReadDir("/proc")
+	}
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil || e.Name() == strconv.Itoa(os.Getpid()) {
 			continue
@@ -548,9 +553,13 @@ func RealNodeLeftovers(dir string) []string {
 	for _, d := range cgroupDirs(realNodeCgroup) {
 		out = append(out, "cgroup "+d)
 	}
-	if mps, _ := mountsUnder(dir); len(mps) > 0 {
+	if dir != "" {
+		mps, _ := mountsUnder(dir)
 		for _, mp := range mps {
 			out = append(out, "mount "+mp)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			out = append(out, "directory "+dir)
 		}
 	}
 	if _, err := net.InterfaceByName(RealNodeBridge); err == nil {
@@ -565,9 +574,6 @@ func RealNodeLeftovers(dir string) []string {
 	}
 	if _, err := os.Stat(filepath.Join(realNodeStateDir, "state.json")); err == nil {
 		out = append(out, "state "+filepath.Join(realNodeStateDir, "state.json"))
-	}
-	if _, err := os.Stat(dir); err == nil {
-		out = append(out, "directory "+dir)
 	}
 	if mps, _ := mountsUnder(KubeletRoot); len(mps) > 0 {
 		for _, mp := range mps {

@@ -34,6 +34,7 @@ func newDemoOptions() *demoOptions {
 		Out:           filepath.Join("_output", "demo"),
 		CostPeriod:    2 * time.Second,
 		ProgressEvery: 2 * time.Second,
+		Node:          demo.NodeAuto,
 	}}
 }
 
@@ -46,6 +47,7 @@ func (o *demoOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&o.MaxReplicas, "max-replicas", o.MaxReplicas, "The HPA's maximum replicas (each takes a whole V100; 16 in the cluster).")
 	fs.StringVar(&o.Out, "out", o.Out, "Directory for the report, plots, cost report, timeline and price table.")
 	fs.DurationVar(&o.ProgressEvery, "progress-every", o.ProgressEvery, "How often a progress line is printed (whole seconds).")
+	fs.StringVar(&o.Node, "node", o.Node, "Where the model pods run: real (a kubelet and containerd on this machine running gpufleet's images; root, make images), simulated (Node objects, programs as children of the demo), or auto (real where this machine can, else simulated, saying why).")
 }
 
 // Validate checks every flag and resolves the trace's path; it returns

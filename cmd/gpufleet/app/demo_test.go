@@ -16,7 +16,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/gpufleet/gpufleet/internal/demo"
+	"github.com/gpufleet/gpufleet/internal/stack"
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
+	"github.com/gpufleet/gpufleet/pkg/localcluster/clustertest"
 )
 
 func TestDemoOptionsValidateReportsEveryError(t *testing.T) {
@@ -65,13 +67,41 @@ func TestDemoDefaultTraceIsTheModulesNeighbour(t *testing.T) {
 	}
 }
 
-// TestIntegrationDemoShort runs `gpufleet demo` for a 20 s replay of a
-// small trace (about 35 s in all) and checks its outputs, and that no
-// process it started outlives it.
+// TestIntegrationDemoShort runs `gpufleet demo --node=simulated` for a 20 s
+// replay of a small trace (about 35 s in all) and checks its outputs, and
+// that no process it started outlives it.
 func TestIntegrationDemoShort(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration: runs the whole system for about 35 s; run without -short")
 	}
+	runDemo(t, demo.NodeSimulated, 9) // etcd, kube-apiserver, kube-controller-manager, scheduler, adapter, 3 agents, a server
+}
+
+// TestIntegrationDemoRealNode runs the same demo with --node=real: the
+// model's pods on the real node, gpufleet from manifests/overlays/local.
+func TestIntegrationDemoRealNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration: runs the whole system on a real node for about a minute; run without -short")
+	}
+	if err := stack.RealNodeUnavailable(); err != nil {
+		if os.Getenv(clustertest.RequireRealNodeEnv) == "1" {
+			t.Fatalf("%v (%s=1)", err, clustertest.RequireRealNodeEnv)
+		}
+		t.Skip(err)
+	}
+	stdout := runDemo(t, demo.NodeReal, 7) // etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy
+	if !strings.Contains(stdout, "node: real") {
+		t.Errorf("the demo does not say it ran on the real node")
+	}
+	if left := localcluster.RealNodeLeftovers(""); len(left) > 0 {
+		t.Errorf("the real node left: %v", left)
+	}
+}
+
+// runDemo runs the demo on node with a small trace, checks its outputs and
+// that no process it started outlives it (at least minChildren seen), and
+// returns what it printed.
+func runDemo(t *testing.T, node string, minChildren int) string {
 	dir, out := t.TempDir(), filepath.Join(t.TempDir(), "demo")
 	trace := filepath.Join(dir, "qps.csv")
 	var csv strings.Builder
@@ -102,7 +132,7 @@ func TestIntegrationDemoShort(t *testing.T) {
 	began := time.Now()
 	var stdout bytes.Buffer
 	cmd := NewCommand()
-	cmd.SetArgs([]string{"demo", "--trace", trace, "--duration", "20s", "--max-rps", "30", "--out", out, "--progress-every", "4s"})
+	cmd.SetArgs([]string{"demo", "--node", node, "--trace", trace, "--duration", "20s", "--max-rps", "30", "--out", out, "--progress-every", "4s"})
 	cmd.SetOut(&stdout)
 	err := cmd.ExecuteContext(t.Context())
 	cancel()
@@ -112,8 +142,8 @@ func TestIntegrationDemoShort(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if len(seen) < 9 { // etcd, kube-apiserver, kube-controller-manager, scheduler, adapter, 3 agents, a server
-		t.Errorf("saw %d child processes while the demo ran, want at least 9", len(seen))
+	if len(seen) < minChildren {
+		t.Errorf("saw %d child processes while the demo ran, want at least %d", len(seen), minChildren)
 	}
 	for pid := range seen {
 		if localcluster.Alive(pid) {
@@ -153,6 +183,7 @@ func TestIntegrationDemoShort(t *testing.T) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+	return stdout.String()
 }
 
 // childPIDs lists the live processes whose parent is this one.
