@@ -181,8 +181,9 @@ func (s *Stack) CreateHPA(ctx context.Context, maxReplicas int32, targetRPS int6
 
 // NewLoad returns a load generator, at rate 0, whose targets follow the
 // model's ready pods until ctx ends: each pod gets requests for both of its
-// models, one body serving both (wide takes property-value's input), built
-// from a running server's model metadata. Run it to send.
+// models (property-value only on the real node), one body serving both
+// (wide takes property-value's input), built from a running server's model
+// metadata. Run it to send.
 func (s *Stack) NewLoad(ctx context.Context) (*loadgen.Generator, error) {
 	pods, err := noderunner.WaitRunning(ctx, s.Client, Namespace, "app="+AppName, 1, 60*time.Second)
 	if err != nil {
@@ -198,9 +199,21 @@ func (s *Stack) NewLoad(ctx context.Context) (*loadgen.Generator, error) {
 	}
 	load := loadgen.New(10 * time.Second)
 	load.SetBody(body)
+	models := []string{ModelName, WideName}
+	if s.real != nil {
+		// The real node's GPUs read idle whatever the servers do (see
+		// RealDeployment), so wide's milliseconds of CPU per batch would
+		// only compete with the node's own processes for two cores (and
+		// overflow queues under load): property-value alone.
+		models = models[:1]
+	}
 	err = load.FollowPods(ctx, s.Client, Namespace, "app="+AppName, func(p *corev1.Pod) []string {
 		base := "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(ServerPort)) + "/v2/models/"
-		return []string{base + ModelName + "/infer", base + WideName + "/infer"}
+		var urls []string
+		for _, m := range models {
+			urls = append(urls, base+m+"/infer")
+		}
+		return urls
 	})
 	if err != nil {
 		return nil, err

@@ -199,12 +199,14 @@ func RealDeployment(repo string) *appsv1.Deployment {
 		PeriodSeconds:    1,
 		FailureThreshold: 1,
 	}
-	// A tenth of a core each (Guaranteed QoS): eight replicas and
-	// gpufleet's own pods fit the node's two cores.
-	cpu, mem := resource.MustParse("100m"), resource.MustParse("256Mi")
-	for _, l := range []corev1.ResourceList{ctr.Resources.Requests, ctr.Resources.Limits} {
-		l[corev1.ResourceCPU], l[corev1.ResourceMemory] = cpu, mem
-	}
+	// A tenth of a core requested, so that eight replicas and gpufleet's
+	// own pods fit the node's two cores, and a whole core as the limit:
+	// wide's 64-row batches take tens of milliseconds of CPU, and a
+	// 100m limit's throttling turned a load step into queue overflows.
+	mem := resource.MustParse("256Mi")
+	ctr.Resources.Requests, ctr.Resources.Limits = ctr.Resources.Requests.DeepCopy(), ctr.Resources.Limits.DeepCopy()
+	ctr.Resources.Requests[corev1.ResourceCPU], ctr.Resources.Limits[corev1.ResourceCPU] = resource.MustParse("100m"), resource.MustParse("1")
+	ctr.Resources.Requests[corev1.ResourceMemory], ctr.Resources.Limits[corev1.ResourceMemory] = mem, mem
 	ctr.VolumeMounts = []corev1.VolumeMount{{Name: "models", MountPath: "/models", ReadOnly: true}}
 	hostDir := corev1.HostPathDirectory
 	spec.Volumes = []corev1.Volume{{Name: "models", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: repo, Type: &hostDir}}}}

@@ -6,6 +6,8 @@ import (
 	"sort"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/gpufleet/gpufleet/pkg/inference/model"
 	"github.com/gpufleet/gpufleet/pkg/names"
 )
@@ -51,5 +53,36 @@ func TestPodGPUsSortByFirstIndex(t *testing.T) {
 	sort.Slice(gpus, func(i, j int) bool { return firstIndex(gpus[i]) < firstIndex(gpus[j]) })
 	if want := []string{"0", "1", "2,3", "10", ""}; !slices.Equal(gpus, want) {
 		t.Errorf("sorted %v, want %v", gpus, want)
+	}
+}
+
+// TestRealDeployment: the real node's Deployment keeps the model's
+// placement and differs only where a real kubelet needs it.
+func TestRealDeployment(t *testing.T) {
+	d := RealDeployment("/srv/models")
+	spec := d.Spec.Template.Spec
+	c := spec.Containers[0]
+	if c.Image != "gpufleet/inference-server:dev" || spec.SchedulerName != "gpufleet-scheduler" || d.Spec.Template.Annotations[names.AnnotationGPUModel] == "" {
+		t.Errorf("image %q scheduler %q annotations %v", c.Image, spec.SchedulerName, d.Spec.Template.Annotations)
+	}
+	if !slices.Contains(c.Args, "--gpu-indices=$(GPU_INDICES)") || c.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.annotations['"+names.AnnotationGPUIndices+"']" {
+		t.Errorf("the server does not learn its GPUs from its annotation: args %v env %+v", c.Args, c.Env)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/v2/health/ready" {
+		t.Errorf("readiness probe %+v", c.ReadinessProbe)
+	}
+	req, lim := c.Resources.Requests[corev1.ResourceCPU], c.Resources.Limits[corev1.ResourceCPU]
+	if req.MilliValue() != 100 || lim.MilliValue() != 1000 {
+		t.Errorf("CPU request %v limit %v, want 100m and 1", req.String(), lim.String())
+	}
+	if gpus := c.Resources.Limits[names.ResourceGPU]; gpus.Value() != 1 {
+		t.Errorf("GPU limit %v", gpus.String())
+	}
+	if len(spec.Volumes) != 1 || spec.Volumes[0].HostPath == nil || spec.Volumes[0].HostPath.Path != "/srv/models" || c.VolumeMounts[0].MountPath != "/models" {
+		t.Errorf("model repository volume %+v mounts %+v", spec.Volumes, c.VolumeMounts)
+	}
+	// Deployment itself is untouched (its resource lists are shared maps).
+	if cpu := Deployment().Spec.Template.Spec.Containers[0].Resources.Limits[corev1.ResourceCPU]; cpu.MilliValue() != 250 {
+		t.Errorf("Deployment's CPU limit became %v", cpu.String())
 	}
 }

@@ -43,25 +43,11 @@ type ControllerManagerOptions struct {
 // StartControllerManager starts kube-controller-manager against the cluster
 // and waits until its /healthz answers ok. Only one runs at a time.
 func (c *Cluster) StartControllerManager(ctx context.Context, opts ControllerManagerOptions) error {
-	c.mu.Lock()
-	switch {
-	case c.stopped:
-		c.mu.Unlock()
-		return errors.New("control plane is stopped")
-	case c.kcm != nil:
-		c.mu.Unlock()
-		return errors.New("kube-controller-manager is already running; stop it first")
-	}
-	c.mu.Unlock()
-
 	controllers := opts.Controllers
 	if len(controllers) == 0 {
 		controllers = DefaultControllers
 	}
-	// Its self-signed serving certificate is only probed by us, locally.
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback health probe of a self-signed server
-	defer insecure.CloseIdleConnections()
-	p, _, err := c.launch(ctx, KubeControllerManager, 1, func(ports []int) []string {
+	return c.startManager(ctx, KubeControllerManager, &c.kcm, func(port int) []string {
 		args := []string{
 			"--kubeconfig=" + c.KubeconfigPath,
 			"--authentication-kubeconfig=" + c.KubeconfigPath,
@@ -69,7 +55,7 @@ func (c *Cluster) StartControllerManager(ctx context.Context, opts ControllerMan
 			"--controllers=" + strings.Join(controllers, ","),
 			"--leader-elect=false",
 			"--bind-address=127.0.0.1",
-			"--secure-port=" + strconv.Itoa(ports[0]),
+			"--secure-port=" + strconv.Itoa(port),
 			"--cert-dir=" + filepath.Join(c.Dir, "controller-manager-certs"),
 			"--service-account-private-key-file=" + c.pki.saKeyFile,
 			"--root-ca-file=" + c.pki.caFile,
@@ -78,7 +64,27 @@ func (c *Cluster) StartControllerManager(ctx context.Context, opts ControllerMan
 			"--profiling=false",
 		}
 		return append(args, opts.ExtraArgs...)
-	}, func(ctx context.Context, ports []int) error {
+	})
+}
+
+// startManager starts a control-plane component that serves /healthz on
+// its secure port (kube-controller-manager, kube-scheduler) into *slot,
+// one at a time, and waits until it answers ok.
+func (c *Cluster) startManager(ctx context.Context, name string, slot **process, args func(port int) []string) error {
+	c.mu.Lock()
+	switch {
+	case c.stopped:
+		c.mu.Unlock()
+		return errors.New("control plane is stopped")
+	case *slot != nil:
+		c.mu.Unlock()
+		return fmt.Errorf("%s is already running; stop it first", name)
+	}
+	c.mu.Unlock()
+	// Its self-signed serving certificate is only probed by us, locally.
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback health probe of a self-signed server
+	defer insecure.CloseIdleConnections()
+	p, _, err := c.launch(ctx, name, 1, func(ports []int) []string { return args(ports[0]) }, func(ctx context.Context, ports []int) error {
 		return httpOK(ctx, insecure, fmt.Sprintf("https://127.0.0.1:%d/healthz", ports[0]), "ok")
 	})
 	if err != nil {
@@ -88,9 +94,9 @@ func (c *Cluster) StartControllerManager(ctx context.Context, opts ControllerMan
 	defer c.mu.Unlock()
 	if c.stopped { // Stop ran while we were starting.
 		_ = p.stop(5 * time.Second)
-		return errors.New("control plane was stopped while kube-controller-manager started")
+		return fmt.Errorf("control plane was stopped while %s started", name)
 	}
-	c.kcm = p
+	*slot = p
 	return nil
 }
 

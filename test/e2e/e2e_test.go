@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/gpufleet/gpufleet/internal/binaries"
+	"github.com/gpufleet/gpufleet/internal/loadgen"
 	"github.com/gpufleet/gpufleet/internal/stack"
 	"github.com/gpufleet/gpufleet/pkg/names"
 )
@@ -42,18 +43,7 @@ func TestIntegrationE2EAutoscaledServing(t *testing.T) {
 		t.Skip("end-to-end: starts a control plane and about ten processes for half a minute; run without -short")
 	}
 	began := time.Now()
-	s, err := stack.Start(t.Context(), stack.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("diagnostics:\n%s", s.Diagnostics(40))
-		}
-		if err := s.Stop(); err != nil {
-			t.Errorf("stopping the stack: %v", err)
-		}
-	})
+	s := startStack(t, stack.Options{})
 	logBinaries(t, s.Binaries)
 	t.Logf("control plane, scheduler, adapter and %d nodes with their gpu-agents up after %.1f s", len(s.Nodes), time.Since(began).Seconds())
 	client := s.Client
@@ -61,15 +51,7 @@ func TestIntegrationE2EAutoscaledServing(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	t.Cleanup(func() { cancel(); background.Wait() })
-
-	if err := s.DeployModel(ctx); err != nil {
-		t.Fatal(err)
-	}
-	load, err := s.NewLoad(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	background.Go(func() { load.Run(ctx) })
+	load := deployWithLoad(t, ctx, s, &background)
 
 	tl := s.NewRecorder(load)
 	tl.SetLabel("idle")
@@ -98,7 +80,7 @@ func TestIntegrationE2EAutoscaledServing(t *testing.T) {
 	tl.SetLabel("hold")
 	waitHPASteady(t, client)
 	var util float64
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		util = s.NodeUtilization(packed)
 		return util > 0, nil
 	})
@@ -156,6 +138,40 @@ func TestIntegrationE2EAutoscaledServing(t *testing.T) {
 		t.Errorf("%d requests failed after the scale-down, last: %s", load.Failed()-failed, load.LastError())
 	}
 	t.Logf("wall time %.1f s", time.Since(began).Seconds())
+}
+
+// startStack starts the system for t and stops it with t, printing its
+// diagnostics if t failed.
+func startStack(t *testing.T, opts stack.Options) *stack.Stack {
+	t.Helper()
+	s, err := stack.Start(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("diagnostics:\n%s", s.Diagnostics(40))
+		}
+		if err := s.Stop(); err != nil {
+			t.Errorf("stopping the stack: %v", err)
+		}
+	})
+	return s
+}
+
+// deployWithLoad deploys the model, waits for its first pod, and runs a
+// load generator at rate 0 following its ready pods until ctx ends.
+func deployWithLoad(t *testing.T, ctx context.Context, s *stack.Stack, background *sync.WaitGroup) *loadgen.Generator {
+	t.Helper()
+	if err := s.DeployModel(ctx); err != nil {
+		t.Fatal(err)
+	}
+	load, err := s.NewLoad(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	background.Go(func() { load.Run(ctx) })
+	return load
 }
 
 // logBinaries says which binaries run and when they were built: present

@@ -29,37 +29,16 @@ func TestIntegrationE2ERealNode(t *testing.T) {
 		t.Skip("end-to-end: starts a control plane and a real node; run without -short")
 	}
 	if err := stack.RealNodeUnavailable(); err != nil {
-		if os.Getenv(clustertest.RequireRealNodeEnv) == "1" {
-			t.Fatalf("%v (%s=1)", err, clustertest.RequireRealNodeEnv)
-		}
-		t.Skip(err)
+		clustertest.RealNodeUnavailable(t, err)
 	}
 	began := time.Now()
-	s, err := stack.Start(t.Context(), stack.Options{RealNode: true, Progress: func(step string) { t.Log(step) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("diagnostics:\n%s", s.Diagnostics(40))
-		}
-		if err := s.Stop(); err != nil {
-			t.Errorf("stopping the stack: %v", err)
-		}
-	})
+	s := startStack(t, stack.Options{RealNode: true, Progress: func(step string) { t.Log(step) }})
 	client, node := s.Client, s.Nodes[0].Name
 	ctx := t.Context()
 	loadCtx, cancel := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	t.Cleanup(func() { cancel(); background.Wait() })
-	if err := s.DeployModel(ctx); err != nil {
-		t.Fatal(err)
-	}
-	load, err := s.NewLoad(loadCtx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	background.Go(func() { load.Run(loadCtx) })
+	load := deployWithLoad(t, loadCtx, s, &background)
 	if err := s.CreateHPA(ctx, maxReplicas, targetRPS); err != nil {
 		t.Fatal(err)
 	}

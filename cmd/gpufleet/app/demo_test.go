@@ -84,10 +84,7 @@ func TestIntegrationDemoRealNode(t *testing.T) {
 		t.Skip("integration: runs the whole system on a real node for about a minute; run without -short")
 	}
 	if err := stack.RealNodeUnavailable(); err != nil {
-		if os.Getenv(clustertest.RequireRealNodeEnv) == "1" {
-			t.Fatalf("%v (%s=1)", err, clustertest.RequireRealNodeEnv)
-		}
-		t.Skip(err)
+		clustertest.RealNodeUnavailable(t, err)
 	}
 	stdout := runDemo(t, demo.NodeReal, 7) // etcd, kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet, kube-proxy
 	if !strings.Contains(stdout, "node: real") {

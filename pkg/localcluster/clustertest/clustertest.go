@@ -73,15 +73,8 @@ func StartRealNode(t testing.TB, opts localcluster.RealNodeOptions, kcm localclu
 	if testing.Short() {
 		t.Skip("integration test: starts a control plane and a real node; run without -short")
 	}
-	unavailable := func(err error) {
-		t.Helper()
-		if os.Getenv(RequireRealNodeEnv) == "1" {
-			t.Fatalf("%v (%s=1)", err, RequireRealNodeEnv)
-		}
-		t.Skip(err)
-	}
 	if err := localcluster.RealNodeSupported(); err != nil {
-		unavailable(err)
+		RealNodeUnavailable(t, err)
 	}
 	images, err := localcluster.ImagesDir()
 	if err != nil {
@@ -89,7 +82,7 @@ func StartRealNode(t testing.TB, opts localcluster.RealNodeOptions, kcm localclu
 	}
 	pause := filepath.Join(images, "pause.tar")
 	if _, err := os.Stat(pause); err != nil {
-		unavailable(fmt.Errorf("no pause image at %s: run make images", pause))
+		RealNodeUnavailable(t, fmt.Errorf("no pause image at %s: run make images", pause))
 	}
 	opts.Images = append([]string{pause}, opts.Images...)
 	addr, err := localcluster.NodeAddress()
@@ -131,10 +124,18 @@ func Image(t testing.TB, binary string) string {
 	}
 	p := filepath.Join(images, binary+".tar")
 	if _, err := os.Stat(p); err != nil {
-		if os.Getenv(RequireRealNodeEnv) == "1" {
-			t.Fatalf("no image %s: run make images", p)
-		}
-		t.Skipf("no image %s: run make images", p)
+		RealNodeUnavailable(t, fmt.Errorf("no image %s: run make images", p))
 	}
 	return p
+}
+
+// RealNodeUnavailable skips t because of why (the machine cannot run a
+// real node, or its images are not built), or fails it under
+// GPUFLEET_REQUIRE_REAL_NODE=1.
+func RealNodeUnavailable(t testing.TB, why error) {
+	t.Helper()
+	if os.Getenv(RequireRealNodeEnv) == "1" {
+		t.Fatalf("%v (%s=1)", why, RequireRealNodeEnv)
+	}
+	t.Skip(why)
 }
