@@ -19,7 +19,7 @@ COMMANDS := $(notdir $(wildcard cmd/*))
 CONTROL_PLANE := etcd kube-apiserver kube-controller-manager kubectl
 # The local real node's binaries (pkg/localcluster RealNode), and the stock
 # kube-scheduler that schedules its system pods; same tool lines.
-NODE_TOOLS := kubelet kube-proxy kube-scheduler
+NODE_TOOLS := kubelet kube-proxy kube-scheduler containerd containerd-shim-runc-v2 ctr
 
 # gpu-agent needs cgo (go-nvml). It links internally: go-nvml's cgo only
 # dlopens, and the external linker's layout makes the kernel map about 60 %
@@ -45,7 +45,7 @@ build: ## Build every gpufleet binary into bin/.
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(NOCGO_COMMANDS))
 
 .PHONY: tools
-tools: $(addprefix $(BIN)/,$(CONTROL_PLANE) $(NODE_TOOLS)) ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-proxy and kube-scheduler into bin/.
+tools: $(addprefix $(BIN)/,$(CONTROL_PLANE) $(NODE_TOOLS)) ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-proxy, kube-scheduler and containerd (with its shim and ctr) into bin/.
 
 # Rebuilt when go.mod or go.sum move their versions.
 $(BIN)/etcd: go.mod go.sum
@@ -62,14 +62,22 @@ $(BIN)/kube-proxy: go.mod go.sum
 	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-proxy
 $(BIN)/kube-scheduler: go.mod go.sum
 	$(GO) build -o $@ k8s.io/kubernetes/cmd/kube-scheduler
+# containerd 2 from its own module (hack/containerd): its dependencies never
+# move the versions the main module shares with Kubernetes.
+$(BIN)/containerd: hack/containerd/go.mod hack/containerd/go.sum
+	cd hack/containerd && $(GO) build -o $@ github.com/containerd/containerd/v2/cmd/containerd
+$(BIN)/containerd-shim-runc-v2: hack/containerd/go.mod hack/containerd/go.sum
+	cd hack/containerd && $(GO) build -o $@ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
+$(BIN)/ctr: hack/containerd/go.mod hack/containerd/go.sum
+	cd hack/containerd && $(GO) build -o $@ github.com/containerd/containerd/v2/cmd/ctr
 $(BIN)/staticcheck: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 
 # Debian packages the tests use: Prometheus, for the metrics adapter's
-# Prometheus source (a real server scraping real processes); containerd,
-# runc, the CNI plugins, iptables and conntrack for the local real node
-# (pkg/localcluster/node): the kubelet runs gpufleet's images on them.
-DEBIAN_PACKAGES := prometheus containerd runc containernetworking-plugins iptables conntrack
+# Prometheus source (a real server scraping real processes); runc, the CNI
+# plugins, iptables and conntrack for the local real node (pkg/localcluster
+# RealNode; containerd itself is built from hack/containerd).
+DEBIAN_PACKAGES := prometheus runc containernetworking-plugins iptables conntrack
 
 .PHONY: deps
 deps: ## Install the Debian packages the tests need (prometheus) when missing; needs root.
@@ -173,6 +181,7 @@ verify: $(BIN)/staticcheck ## gofmt, go vet, go mod tidy leaves no diff, staticc
 	$(GO) vet -tags gpu ./pkg/inference/backend/cuda/
 	$(GO) mod tidy -diff
 	cd hack/tools && $(GO) mod tidy -diff
+	cd hack/containerd && $(GO) mod tidy -diff
 	$(BIN)/staticcheck ./...
 
 .PHONY: cluster-up

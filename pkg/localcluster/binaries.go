@@ -18,6 +18,9 @@ const (
 	Kubectl               = "kubectl"
 	Kubelet               = "kubelet"
 	KubeScheduler         = "kube-scheduler"
+	Containerd            = "containerd"
+	ContainerdShim        = "containerd-shim-runc-v2"
+	Ctr                   = "ctr"
 	KubeProxy             = "kube-proxy"
 )
 
@@ -29,6 +32,18 @@ var binaryPackages = map[string]string{
 	Kubelet:               "k8s.io/kubernetes/cmd/kubelet",
 	KubeScheduler:         "k8s.io/kubernetes/cmd/kube-scheduler",
 	KubeProxy:             "k8s.io/kubernetes/cmd/kube-proxy",
+	Containerd:            "github.com/containerd/containerd/v2/cmd/containerd",
+	ContainerdShim:        "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
+	Ctr:                   "github.com/containerd/containerd/v2/cmd/ctr",
+}
+
+// binaryModules are the module directories (relative to the module root)
+// of binaries not built from the main module: containerd's own module
+// keeps its dependencies apart from Kubernetes'.
+var binaryModules = map[string]string{
+	Containerd:     "hack/containerd",
+	ContainerdShim: "hack/containerd",
+	Ctr:            "hack/containerd",
 }
 
 // BinDirEnv names the environment variable that overrides where the control
@@ -109,7 +124,7 @@ func EnsureBinaries(ctx context.Context, binDir string, names ...string) (map[st
 		}
 		tmp := paths[name] + ".tmp"
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", tmp, binaryPackages[name])
-		cmd.Dir = root
+		cmd.Dir = filepath.Join(root, binaryModules[name])
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("building %s (run `make tools` to see why): %w\n%s", name, err, out)
 		}

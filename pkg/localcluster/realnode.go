@@ -99,7 +99,11 @@ func (c *Cluster) StartRealNode(ctx context.Context, opts RealNodeOptions) (n *R
 			return nil, fmt.Errorf("image %s: %w (make images builds it)", img, err)
 		}
 	}
-	bins, err := EnsureBinaries(ctx, filepath.Dir(c.bins[KubeAPIServer]), Kubelet, KubeProxy)
+	bins, err := EnsureBinaries(ctx, filepath.Dir(c.bins[KubeAPIServer]), Kubelet, KubeProxy, Containerd, ContainerdShim, Ctr)
+	if err != nil {
+		return nil, err
+	}
+	runc, err := exec.LookPath("runc")
 	if err != nil {
 		return nil, err
 	}
@@ -117,13 +121,14 @@ func (c *Cluster) StartRealNode(ctx context.Context, opts RealNodeOptions) (n *R
 		cluster: c, client: client, paths: newRealNodePaths(dir), bins: bins, unlock: unlock,
 	}
 	n.ContainerdSocket = n.paths.containerdSock
+	n.paths.runc = runc
 	ipf, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	if pods, _ := os.ReadDir(filepath.Join(KubeletRoot, "pods")); len(pods) > 0 {
 		unlock()
 		return nil, fmt.Errorf("%s/pods is not empty: another kubelet runs or ran on this machine; a real node would take over its directory", KubeletRoot)
 	}
 	_, kerr := os.Stat(KubeletRoot)
-	n.state = realNodeState{PID: os.Getpid(), Dir: dir, IPForward: strings.TrimSpace(string(ipf)), KubeletDirExisted: kerr == nil, KubeProxy: bins[KubeProxy]}
+	n.state = realNodeState{PID: os.Getpid(), Dir: dir, IPForward: strings.TrimSpace(string(ipf)), KubeletDirExisted: kerr == nil, KubeProxy: bins[KubeProxy], Started: time.Now()}
 	if err := writeRealNodeState(n.state); err != nil {
 		unlock()
 		return nil, err
@@ -200,7 +205,9 @@ func (n *RealNode) writeConfigs() error {
 
 func (n *RealNode) startContainerd(ctx context.Context) error {
 	logPath := filepath.Join(n.paths.logs, "containerd.log")
-	p, err := startProcess("containerd", "containerd", []string{"--config", n.paths.containerdConfig}, logPath)
+	// Its shim is found on PATH: the one built beside it first.
+	path := "PATH=" + filepath.Dir(n.bins[ContainerdShim]) + string(os.PathListSeparator) + os.Getenv("PATH")
+	p, err := startProcess("containerd", n.bins[Containerd], []string{"--config", n.paths.containerdConfig}, logPath, path)
 	if err != nil {
 		return err
 	}
@@ -223,7 +230,7 @@ func (n *RealNode) startContainerd(ctx context.Context) error {
 // ctr runs ctr against the node's containerd in the k8s.io namespace (the
 // CRI plugin's).
 func (n *RealNode) ctr(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", n.paths.containerdSock, "--namespace", "k8s.io"}, args...)...)
+	cmd := exec.CommandContext(ctx, n.bins[Ctr], append([]string{"--address", n.paths.containerdSock, "--namespace", "k8s.io"}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -25,6 +25,7 @@ type realNodePaths struct {
 	containerdRoot, containerd string // root and state
 	containerdSock             string
 	runcRoot                   string
+	runc                       string // the runc binary
 	cniConfDir, cniIPAMDir     string
 	kubeletRoot, kubeletConfig string
 	kubeletKubeconfig          string
@@ -54,15 +55,15 @@ func newRealNodePaths(dir string) realNodePaths {
 	}
 }
 
-// containerdConfig is containerd 1.6's config (version 2): every directory
-// and socket under the node's directory, the CRI plugin with the local
+// containerdConfig is containerd 2's config (version 3): every directory
+// and socket under the node's directory, the CRI plugins with the local
 // pause image, runc under cgroupfs, and the node's CNI network.
 func containerdConfig(p realNodePaths) string {
 	q := func(s string) string { b, _ := json.Marshal(s); return string(b) }
-	return fmt.Sprintf(`version = 2
+	return fmt.Sprintf(`version = 3
 root = %s
 state = %s
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp"]
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.erofs", "io.containerd.differ.v1.erofs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 
 [grpc]
   address = %s
@@ -73,33 +74,42 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 [plugins."io.containerd.internal.v1.opt"]
   path = %s
 
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = %s
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = %s
+
+[plugins."io.containerd.cri.v1.runtime"]
   # The VM lacks CAP_SYS_RESOURCE: without this every sandbox fails with
   # "can't get final child's PID from pipe".
   restrict_oom_score_adj = true
   # Network namespaces under the state directory, not /var/run/netns, so
   # that cleaning up the node's directory finds them.
   netns_mounts_under_state_dir = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
   enable_selinux = false
   disable_apparmor = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = %s
         Root = %s
         SystemdCgroup = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = %s
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = [%s]
     conf_dir = %s
     max_conf_num = 1
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
 `, q(p.containerdRoot), q(p.containerd), q(p.containerdSock), q(p.containerdSock+".ttrpc"),
-		q(filepath.Join(p.dir, "containerd", "opt")), q(PauseImage), q(p.runcRoot), q(CNIBinDir), q(p.cniConfDir))
+		q(filepath.Join(p.dir, "containerd", "opt")), q(PauseImage), q(p.runc), q(p.runcRoot), q(CNIBinDir), q(p.cniConfDir))
 }
+
+// cniNetwork is the pod network's CNI name.
+const cniNetwork = "gpufleet"
 
 // cniConfig is the pod network: a bridge with the gateway address, no IP
 // masquerade, hairpin on (a pod reaching itself through a Service), and
@@ -107,7 +117,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 func cniConfig(p realNodePaths, nodeAddress string) string {
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
-		"name":       "gpufleet",
+		"name":       cniNetwork,
 		"plugins": []any{map[string]any{
 			"type":        "bridge",
 			"bridge":      RealNodeBridge,

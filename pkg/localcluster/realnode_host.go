@@ -38,14 +38,12 @@ const (
 	DevicePluginDir = "/var/lib/kubelet/device-plugins"
 )
 
-// Debian packages and commands the real node needs (make deps installs them).
+// Debian packages and commands the real node needs (make deps installs
+// them); containerd, its shim and ctr are built from hack/containerd.
 var realNodeCommands = map[string]string{
-	"containerd":              "containerd",
-	"containerd-shim-runc-v2": "containerd",
-	"ctr":                     "containerd",
-	"runc":                    "runc",
-	"iptables":                "iptables",
-	"ip":                      "iproute2",
+	"runc":     "runc",
+	"iptables": "iptables",
+	"ip":       "iproute2",
 }
 
 // CNIBinDir is where Debian's containernetworking-plugins installs the CNI
@@ -143,6 +141,9 @@ type realNodeState struct {
 	KubeletDirExisted bool `json:"kubeletDirExisted"`
 	// KubeProxy is the kube-proxy binary, for --cleanup.
 	KubeProxy string `json:"kubeProxy"`
+	// Started is when the node started: the CNI result cache entries of its
+	// networks written since are its own.
+	Started time.Time `json:"started"`
 }
 
 // lockRealNode takes the machine-wide real-node lock, waiting for a node of
@@ -237,7 +238,7 @@ func cleanupRealNode(st realNodeState) error {
 	// The CNI library's result cache (fixed at /var/lib/cni): the entries
 	// of this node's pod sandboxes, on its network and on loopback.
 	if st.Dir != "" {
-		removeCNICache(st.Dir)
+		removeCNICache(st.Dir, st.Started)
 	}
 	errs = append(errs, removeLocalnetFirewall())
 	if st.Dir != "" {
@@ -247,9 +248,13 @@ func cleanupRealNode(st realNodeState) error {
 	return ignoreNotExist(errs)
 }
 
-// removeCNICache removes /var/lib/cni/results entries of the sandboxes
-// that the node's containerd (under dir) created.
-func removeCNICache(dir string) {
+// removeCNICache removes the /var/lib/cni/results entries of the node's
+// pod sandboxes: those of its containerd's sandboxes (under dir), and those
+// of its networks (its bridge, and the loopback one the CRI plugin sets up)
+// written since it started; a sandbox the kubelet removed without a
+// successful CNI DEL leaves its entry behind.
+func removeCNICache(dir string, started time.Time) {
+	const cache = "/var/lib/cni/results"
 	ids := map[string]bool{}
 	for _, sub := range []string{"root", "state"} {
 		entries, _ := os.ReadDir(filepath.Join(dir, "containerd", sub, "io.containerd.grpc.v1.cri", "sandboxes"))
@@ -257,12 +262,19 @@ func removeCNICache(dir string) {
 			ids[e.Name()] = true
 		}
 	}
-	results, _ := os.ReadDir("/var/lib/cni/results")
+	results, _ := os.ReadDir(cache)
 	for _, r := range results {
+		name := r.Name()
+		mine := false
 		for id := range ids {
-			if strings.Contains(r.Name(), "-"+id+"-") {
-				_ = os.Remove(filepath.Join("/var/lib/cni/results", r.Name()))
-			}
+			mine = mine || strings.Contains(name, "-"+id+"-")
+		}
+		if info, err := r.Info(); err == nil && !started.IsZero() && !info.ModTime().Before(started) &&
+			(strings.HasPrefix(name, cniNetwork+"-") || strings.HasPrefix(name, "cni-loopback-")) {
+			mine = true
+		}
+		if mine {
+			_ = os.Remove(filepath.Join(cache, name))
 		}
 	}
 }
@@ -582,6 +594,9 @@ func RealNodeLeftovers(dir string) []string {
 	}
 	if _, err := os.Stat(filepath.Join(KubeletRoot, "pods")); err == nil {
 		out = append(out, "directory "+filepath.Join(KubeletRoot, "pods"))
+	}
+	if m, _ := filepath.Glob("/var/lib/cni/results/" + cniNetwork + "-*"); len(m) > 0 {
+		out = append(out, "CNI cache "+strings.Join(m, " "))
 	}
 	return out
 }
