@@ -164,7 +164,7 @@ func CreateGPUNode(ctx context.Context, client kubernetes.Interface, g GPUNode) 
 			return false, err
 		}
 		node = n
-		return isReady(n) && len(withoutTaint(n.Spec.Taints, corev1.TaintNodeNotReady)) == len(n.Spec.Taints), nil
+		return NodeReady(n) && len(withoutTaint(n.Spec.Taints, corev1.TaintNodeNotReady)) == len(n.Spec.Taints), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("waiting for node %s to be Ready and schedulable: %w", g.Name, err)
@@ -182,11 +182,3 @@ func withoutTaint(taints []corev1.Taint, key string) []corev1.Taint {
 	return out
 }
 
-func isReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}

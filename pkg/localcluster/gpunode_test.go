@@ -35,7 +35,7 @@ func TestGPUNodeObjectDefaults(t *testing.T) {
 			t.Errorf("label %s = %q, want %q", k, n.Labels[k], v)
 		}
 	}
-	if !isReady(n) {
+	if !NodeReady(n) {
 		t.Error("node is not Ready")
 	}
 }
