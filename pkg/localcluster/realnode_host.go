@@ -53,36 +53,55 @@ const CNIBinDir = "/usr/lib/cni"
 // RealNodeSupported says whether this machine can run a real node, and if
 // not, everything that is missing in one actionable message.
 func RealNodeSupported() error {
-	var missing []string
-	if runtime.GOOS != "linux" {
-		return fmt.Errorf("a real node needs Linux (this is %s)", runtime.GOOS)
-	}
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root (the kubelet and containerd mount filesystems and make cgroups and network namespaces; run as root)")
-	}
-	var pkgs []string
+	f := hostFacts{os: runtime.GOOS, root: os.Geteuid() == 0}
 	for _, cmd := range sortedKeys(realNodeCommands) {
 		if _, err := exec.LookPath(cmd); err != nil {
-			pkgs = append(pkgs, realNodeCommands[cmd])
+			f.missingPackages = append(f.missingPackages, realNodeCommands[cmd])
 		}
 	}
 	for _, plugin := range []string{"bridge", "host-local", "loopback"} {
 		if !isExecutable(filepath.Join(CNIBinDir, plugin)) {
-			pkgs = append(pkgs, "containernetworking-plugins")
+			f.missingPackages = append(f.missingPackages, "containernetworking-plugins")
 			break
 		}
 	}
-	if len(pkgs) > 0 {
-		missing = append(missing, "Debian packages "+strings.Join(dedupe(pkgs), ", ")+" (make deps installs them)")
+	fs, err := os.ReadFile("/proc/filesystems")
+	f.overlay = err == nil && strings.Contains(string(fs), "\toverlay\n")
+	f.cgroups = cgroupControllers("cpu", "memory", "pids")
+	_, f.addressErr = NodeAddress()
+	return f.check()
+}
+
+// hostFacts are what RealNodeSupported reads off the machine.
+type hostFacts struct {
+	os              string
+	root            bool
+	missingPackages []string
+	overlay         bool
+	cgroups         bool
+	addressErr      error
+}
+
+// check turns the facts into one message naming everything missing.
+func (f hostFacts) check() error {
+	if f.os != "linux" {
+		return fmt.Errorf("a real node needs Linux (this is %s)", f.os)
 	}
-	if fs, err := os.ReadFile("/proc/filesystems"); err != nil || !strings.Contains(string(fs), "\toverlay\n") {
+	var missing []string
+	if !f.root {
+		missing = append(missing, "root (the kubelet and containerd mount filesystems and make cgroups and network namespaces; run as root)")
+	}
+	if len(f.missingPackages) > 0 {
+		missing = append(missing, "Debian packages "+strings.Join(dedupe(f.missingPackages), ", ")+" (make deps installs them)")
+	}
+	if !f.overlay {
 		missing = append(missing, "the overlay filesystem (modprobe overlay)")
 	}
-	if !cgroupControllers("cpu", "memory", "pids") {
+	if !f.cgroups {
 		missing = append(missing, "cgroup controllers cpu, memory and pids (mounted under /sys/fs/cgroup)")
 	}
-	if _, err := NodeAddress(); err != nil {
-		missing = append(missing, err.Error())
+	if f.addressErr != nil {
+		missing = append(missing, f.addressErr.Error())
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("this machine cannot run a real node: it lacks %s", strings.Join(missing, "; "))
