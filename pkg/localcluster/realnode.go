@@ -391,6 +391,20 @@ func (n *RealNode) Err() error {
 	return nil
 }
 
+// PIDs returns the process ids of containerd, the kubelet and kube-proxy,
+// by name (fault tests kill them).
+func (n *RealNode) PIDs() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := map[string]int{}
+	for _, p := range []*process{n.containerd, n.kubelet, n.kp} {
+		if p != nil {
+			out[p.name] = p.pid()
+		}
+	}
+	return out
+}
+
 // Logs returns the last n lines of each of the node's component logs.
 func (n *RealNode) Logs(lines int) string {
 	var b strings.Builder

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -130,6 +131,19 @@ func TestIntegrationRealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitPodReady(t, client, n, "default", "model-2", 2*time.Minute)
+
+	// A kubelet that dies is reported at once, with its log tail; Stop
+	// still cleans up everything, the running pod's container included.
+	if err := syscall.Kill(n.PIDs()[localcluster.Kubelet], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for n.Err() == nil && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := n.Err(); err == nil || !strings.Contains(err.Error(), "kubelet exited") || !strings.Contains(err.Error(), "kubelet.log") {
+		t.Errorf("after the kubelet was killed, Err() = %v", err)
+	}
 	if err := n.Stop(); err != nil {
 		t.Fatalf("stopping the node: %v", err)
 	}
