@@ -150,6 +150,11 @@ func (fakePods) IsWatchListSemanticsUnSupported() bool { return true }
 func startIndex(t *testing.T, client *fake.Clientset) *PodIndex {
 	t.Helper()
 	idx := NewPodIndex(fakePods{client.CoreV1().Pods("")}, "node-a")
+	// Checked before Run starts: after, whether its first list has
+	// finished yet is a race (this assertion once failed a clean CI run).
+	if idx.HasSynced() {
+		t.Error("HasSynced before the first list")
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})
 	go func() {
@@ -160,9 +165,6 @@ func startIndex(t *testing.T, client *fake.Clientset) *PodIndex {
 		cancel()
 		<-done
 	})
-	if idx.HasSynced() {
-		t.Error("HasSynced before the first list")
-	}
 	poll(t, "the pod index to sync", func() bool { return idx.HasSynced() })
 	return idx
 }
