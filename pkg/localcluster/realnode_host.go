@@ -561,6 +561,17 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// LockRealNodes waits until no real node runs on this machine and keeps
+// any from starting until the returned release is called; it cleans up
+// nothing. Tests hold it to check RealNodeLeftovers without seeing the node
+// of a test running in parallel.
+func LockRealNodes() (release func(), err error) {
+	if err := os.MkdirAll(realNodeStateDir, 0o755); err != nil {
+		return nil, err
+	}
+	return lockFile(filepath.Join(realNodeStateDir, "lock"))
+}
+
 // RealNodeLeftovers lists what a real node that used dir left on this
 // machine: processes, mounts, cgroups, the bridge, iptables chains, its
 // state record and directory. Empty after a clean Stop or a sweep. An

@@ -147,7 +147,7 @@ func TestIntegrationRealNode(t *testing.T) {
 	if err := n.Stop(); err != nil {
 		t.Fatalf("stopping the node: %v", err)
 	}
-	if left := localcluster.RealNodeLeftovers(n.Dir); len(left) > 0 {
+	if left := realNodeLeftovers(t, n.Dir); len(left) > 0 {
 		t.Errorf("after Stop, the node left:\n%s", strings.Join(left, "\n"))
 	}
 }
@@ -217,7 +217,7 @@ func TestIntegrationRealNodeSweptAfterKill(t *testing.T) {
 	_ = helper.Wait()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		left := localcluster.RealNodeLeftovers(dir)
+		left := realNodeLeftovers(t, dir)
 		if len(left) == 0 {
 			return
 		}
@@ -226,6 +226,19 @@ func TestIntegrationRealNodeSweptAfterKill(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// realNodeLeftovers is localcluster.RealNodeLeftovers while no real node
+// runs: a node of a test in another package may start as soon as ours
+// stopped.
+func realNodeLeftovers(t *testing.T, dir string) []string {
+	t.Helper()
+	release, err := localcluster.LockRealNodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	return localcluster.RealNodeLeftovers(dir)
 }
 
 const (

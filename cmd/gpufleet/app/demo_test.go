@@ -90,6 +90,13 @@ func TestIntegrationDemoRealNode(t *testing.T) {
 	if !strings.Contains(stdout, "node: real") {
 		t.Errorf("the demo does not say it ran on the real node")
 	}
+	// Checked while no real node runs: a test in another package may start
+	// one as soon as the demo's stopped.
+	release, err := localcluster.LockRealNodes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
 	if left := localcluster.RealNodeLeftovers(""); len(left) > 0 {
 		t.Errorf("the real node left: %v", left)
 	}
