@@ -181,4 +181,3 @@ func withoutTaint(taints []corev1.Taint, key string) []corev1.Taint {
 	}
 	return out
 }
-
