@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -38,73 +37,52 @@ func RealNodeUnavailable() error {
 	if err := localcluster.RealNodeSupported(); err != nil {
 		return err
 	}
-	dir, err := localcluster.ImagesDir()
-	if err != nil {
-		return err
-	}
 	for _, img := range append([]string{"pause"}, RealNodeImages...) {
-		if _, err := os.Stat(filepath.Join(dir, img+".tar")); err != nil {
-			return fmt.Errorf("image %s is not built (run make images)", filepath.Join(dir, img+".tar"))
+		if _, err := localcluster.ImagePath(img); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// startReal brings the stack up on the real node: a control plane
-// reachable from pods, the stock kube-scheduler, the node with gpufleet's
-// images and eight hand-advertised GPUs, and gpufleet installed as an admin
-// would: `kubectl apply -k manifests/overlays/local`.
+// startReal brings the stack up on the real node: localcluster's real
+// cluster with gpufleet's images and eight hand-advertised GPUs, and
+// gpufleet installed as an admin would: `kubectl apply -k
+// manifests/overlays/local`.
 func (s *Stack) startReal(ctx context.Context, opts Options, step func(string)) error {
-	if err := RealNodeUnavailable(); err != nil {
-		return err
+	var images []string
+	for _, img := range RealNodeImages {
+		p, err := localcluster.ImagePath(img)
+		if err != nil {
+			return err
+		}
+		images = append(images, p)
 	}
-	addr, err := localcluster.NodeAddress()
+	var err error
+	s.Cluster, s.real, err = localcluster.StartRealCluster(ctx, localcluster.Options{BinDir: opts.BinDir},
+		localcluster.ControllerManagerOptions{ExtraArgs: []string{"--horizontal-pod-autoscaler-sync-period=1s"}},
+		localcluster.RealNodeOptions{
+			Images: images,
+			// What NVIDIA's GPU feature discovery writes: the agent selects on it.
+			Labels: map[string]string{"nvidia.com/gpu.present": "true"},
+			Simulated: corev1.ResourceList{
+				names.ResourceGPU:      *resource.NewQuantity(RealNodeGPUs, resource.DecimalSI),
+				names.ResourceGPUMilli: *resource.NewQuantity(RealNodeGPUs*1000, resource.DecimalSI),
+			},
+		})
 	if err != nil {
 		return err
-	}
-	if s.Cluster, err = localcluster.Start(ctx, localcluster.Options{BinDir: opts.BinDir, NodeAddress: addr}); err != nil {
-		return fmt.Errorf("starting the control plane: %w", err)
 	}
 	if s.Client, err = kubernetes.NewForConfig(s.Cluster.Config); err != nil {
 		return err
 	}
-	if err = s.Cluster.StartControllerManager(ctx, localcluster.ControllerManagerOptions{
-		Controllers: localcluster.RealNodeControllers,
-		ExtraArgs:   []string{"--horizontal-pod-autoscaler-sync-period=1s"},
-	}); err != nil {
-		return fmt.Errorf("starting kube-controller-manager: %w", err)
-	}
-	if err = s.Cluster.StartScheduler(ctx); err != nil {
-		return fmt.Errorf("starting kube-scheduler: %w", err)
-	}
-	step("control plane up, reachable from pods")
 	s.dir = filepath.Join(s.Cluster.Dir, "stack")
 	s.repo = filepath.Join(s.dir, "models")
 	if err = WriteModelRepository(s.repo); err != nil {
 		return err
 	}
-	imagesDir, err := localcluster.ImagesDir()
-	if err != nil {
-		return err
-	}
-	var images []string
-	for _, img := range append([]string{"pause"}, RealNodeImages...) {
-		images = append(images, filepath.Join(imagesDir, img+".tar"))
-	}
-	s.real, err = s.Cluster.StartRealNode(ctx, localcluster.RealNodeOptions{
-		Images: images,
-		// What NVIDIA's GPU feature discovery writes: the agent selects on it.
-		Labels: map[string]string{"nvidia.com/gpu.present": "true"},
-		Simulated: corev1.ResourceList{
-			names.ResourceGPU:      *resource.NewQuantity(RealNodeGPUs, resource.DecimalSI),
-			names.ResourceGPUMilli: *resource.NewQuantity(RealNodeGPUs*1000, resource.DecimalSI),
-		},
-	})
-	if err != nil {
-		return err
-	}
 	s.Nodes = []*Node{{GPUNode: localcluster.GPUNode{Name: s.real.Name, Model: "V100M16", GPUs: RealNodeGPUs}}}
-	step(fmt.Sprintf("real node %s Ready (kubelet, containerd, kube-proxy; %d simulated V100s)", s.real.Name, RealNodeGPUs))
+	step(fmt.Sprintf("control plane and real node %s Ready (kubelet, containerd, kube-proxy; %d simulated V100s)", s.real.Name, RealNodeGPUs))
 
 	root, err := localcluster.ModuleRoot()
 	if err != nil {

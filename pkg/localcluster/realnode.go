@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,7 +219,7 @@ func (n *RealNode) startContainerd(ctx context.Context) error {
 	err = waitReady(ctx, p, n.cluster.startTimeout, func(ctx context.Context) error {
 		out, err := n.ctr(ctx, "version")
 		if err != nil {
-			return fmt.Errorf("%v: %s", err, tail(out, 3))
+			return fmt.Errorf("%v: %s", err, lastLines(out, 3))
 		}
 		return nil
 	})
@@ -241,7 +243,7 @@ func (n *RealNode) ImportImage(ctx context.Context, path string) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if out, err := n.ctr(ctx, "images", "import", "--no-unpack=false", path); err != nil {
-		return fmt.Errorf("importing %s: %v: %s", path, err, tail(out, 5))
+		return fmt.Errorf("importing %s: %v: %s", path, err, lastLines(out, 5))
 	}
 	return nil
 }
@@ -250,7 +252,7 @@ func (n *RealNode) ImportImage(ctx context.Context, path string) error {
 func (n *RealNode) Images(ctx context.Context) ([]string, error) {
 	out, err := n.ctr(ctx, "images", "list", "--quiet")
 	if err != nil {
-		return nil, fmt.Errorf("listing images: %v: %s", err, tail(out, 5))
+		return nil, fmt.Errorf("listing images: %v: %s", err, lastLines(out, 5))
 	}
 	return strings.Fields(out), nil
 }
@@ -275,7 +277,7 @@ func (n *RealNode) startKubelet(ctx context.Context, labels map[string]string) e
 	}
 	if len(labels) > 0 {
 		var kv []string
-		for _, k := range sortedKeys(labels) {
+		for _, k := range slices.Sorted(maps.Keys(labels)) {
 			kv = append(kv, k+"="+labels[k])
 		}
 		args = append(args, "--node-labels="+strings.Join(kv, ","))
@@ -440,7 +442,8 @@ func (n *RealNode) Stop() error {
 				errs = append(errs, p.stop(10*time.Second))
 			}
 		}
-		killCgroupProcs(realNodeCgroup)
+		// Containers keep running without containerd (its shims hold them);
+		// cleanupRealNode kills them and the shims.
 		if ctrd != nil {
 			errs = append(errs, ctrd.stop(10*time.Second))
 		}

@@ -1,15 +1,16 @@
 package localcluster
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -54,7 +55,7 @@ const CNIBinDir = "/usr/lib/cni"
 // not, everything that is missing in one actionable message.
 func RealNodeSupported() error {
 	f := hostFacts{os: runtime.GOOS, root: os.Geteuid() == 0}
-	for _, cmd := range sortedKeys(realNodeCommands) {
+	for _, cmd := range slices.Sorted(maps.Keys(realNodeCommands)) {
 		if _, err := exec.LookPath(cmd); err != nil {
 			f.missingPackages = append(f.missingPackages, realNodeCommands[cmd])
 		}
@@ -230,7 +231,7 @@ func cleanupRealNode(st realNodeState) error {
 	errs = append(errs, removeCgroups(realNodeCgroup))
 	if st.KubeProxy != "" && isExecutable(st.KubeProxy) {
 		if out, err := exec.Command(st.KubeProxy, "--cleanup").CombinedOutput(); err != nil {
-			errs = append(errs, fmt.Errorf("kube-proxy --cleanup: %v: %s", err, tail(string(out), 5)))
+			errs = append(errs, fmt.Errorf("kube-proxy --cleanup: %v: %s", err, lastLines(string(out), 5)))
 		}
 	}
 	if _, err := net.InterfaceByName(RealNodeBridge); err == nil {
@@ -327,13 +328,24 @@ func ignoreNotExist(errs []error) error {
 	return errors.Join(keep...)
 }
 
-// cgroupDirs lists every directory of the named cgroup in each mounted
-// hierarchy (v1 controllers and the unified one).
+// cgroupHierarchies lists the mounted cgroup hierarchies (v1 controllers
+// and cgroup2), from the mount table: a directory holding cgroup.procs may
+// be a child cgroup, and /sys/fs/cgroup/cpu may be a link to cpu,cpuacct.
+func cgroupHierarchies() []string {
+	ms, _ := mounts()
+	var out []string
+	for _, m := range ms {
+		if (m.fstype == "cgroup" || m.fstype == "cgroup2") && !slices.Contains(out, m.point) {
+			out = append(out, m.point)
+		}
+	}
+	return out
+}
+
+// cgroupDirs lists every directory of the named cgroup in each hierarchy.
 func cgroupDirs(name string) []string {
 	var out []string
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
-	roots = append(roots, "/sys/fs/cgroup")
-	for _, r := range roots {
+	for _, r := range cgroupHierarchies() {
 		d := filepath.Join(r, name)
 		if st, err := os.Stat(d); err == nil && st.IsDir() {
 			out = append(out, d)
@@ -377,14 +389,7 @@ func killCgroupProcs(name string) {
 // parent's CPUs and memory nodes into a v1 cpuset one so that tasks can
 // join it.
 func makeCgroups(name string) error {
-	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
-	if _, err := os.Stat("/sys/fs/cgroup/cgroup.procs"); err == nil {
-		roots = append(roots, "/sys/fs/cgroup") // cgroup2 mounted at the root
-	}
-	for _, r := range roots {
-		if _, err := os.Stat(filepath.Join(r, "cgroup.procs")); err != nil {
-			continue // not a hierarchy
-		}
+	for _, r := range cgroupHierarchies() {
 		d := filepath.Join(r, name)
 		if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return fmt.Errorf("creating cgroup %s: %w", d, err)
@@ -468,28 +473,47 @@ func killProcsMentioning(s string) {
 	}
 }
 
-// mountsUnder lists the mount points at or under dir, deepest first.
-func mountsUnder(dir string) ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+// mount is one line of /proc/self/mountinfo: where and what.
+type mount struct{ point, fstype string }
+
+// mounts reads this process' mount table.
+func mounts() ([]mount, error) {
+	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
+	return parseMountinfo(string(data)), nil
+}
+
+// parseMountinfo reads mountinfo lines: the mount point is the fifth
+// field, the filesystem type the first after the " - " separator.
+func parseMountinfo(data string) []mount {
+	var out []mount
+	for _, line := range strings.Split(data, "\n") {
+		fields := strings.Fields(line)
 		if len(fields) < 5 {
 			continue
 		}
-		mp := unescapeMount(fields[4])
-		if mp == dir || strings.HasPrefix(mp, dir+"/") {
-			out = append(out, mp)
+		m := mount{point: unescapeMount(fields[4])}
+		if i := slices.Index(fields, "-"); i >= 0 && i+1 < len(fields) {
+			m.fstype = fields[i+1]
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// mountsUnder lists the mount points at or under dir, deepest first.
+func mountsUnder(dir string) ([]string, error) {
+	ms, err := mounts()
+	var out []string
+	for _, m := range ms {
+		if m.point == dir || strings.HasPrefix(m.point, dir+"/") {
+			out = append(out, m.point)
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
-	return out, sc.Err()
+	return out, err
 }
 
 // unescapeMount decodes mountinfo's octal escapes (\040 for a space).
@@ -532,15 +556,6 @@ func unmountUnder(dir string) error {
 	return errors.Join(errs...)
 }
 
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 func dedupe(xs []string) []string {
 	seen := map[string]bool{}
 	var out []string
@@ -551,14 +566,6 @@ func dedupe(xs []string) []string {
 		}
 	}
 	return out
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // LockRealNodes waits until no real node runs on this machine and keeps

@@ -2,6 +2,7 @@ package localcluster
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -81,4 +82,18 @@ func FuzzUnescapeMount(f *testing.F) {
 			t.Errorf("unescapeMount(%q) = %q grew", s, got)
 		}
 	})
+}
+
+func TestParseMountinfo(t *testing.T) {
+	got := parseMountinfo(`31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu,cpuacct rw,relatime shared:9 - cgroup cgroup rw,cpu,cpuacct
+40 31 0:36 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw
+71 60 0:50 / /tmp/a\040b rw - overlay overlay rw
+
+short line
+`)
+	want := []mount{{"/sys/fs/cgroup", "tmpfs"}, {"/sys/fs/cgroup/cpu,cpuacct", "cgroup"}, {"/sys/fs/cgroup/unified", "cgroup2"}, {"/tmp/a b", "overlay"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("parseMountinfo = %v, want %v", got, want)
+	}
 }

@@ -5,9 +5,7 @@ package clustertest
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -61,13 +59,12 @@ func StartControllerManager(t testing.TB, c *localcluster.Cluster, opts localclu
 // by skipping.
 const RequireRealNodeEnv = "GPUFLEET_REQUIRE_REAL_NODE"
 
-// StartRealNode starts a control plane reachable from pods, the controllers
-// a real node's pods need, the stock kube-scheduler, and a real node with
-// opts (the pause image from
-// make images is added to opts.Images). It skips t where the machine cannot
-// run a real node or the images are not built, naming what is missing
-// (fails instead under GPUFLEET_REQUIRE_REAL_NODE=1), and stops everything
-// with the test, printing the node's logs if it failed.
+// StartRealNode starts localcluster.StartRealCluster for t: a control plane
+// reachable from pods, its controllers, the stock kube-scheduler and a real
+// node with opts. It skips t where the machine cannot run a real node or
+// the images are not built, naming what is missing (fails instead under
+// GPUFLEET_REQUIRE_REAL_NODE=1), and stops everything with the test,
+// printing the logs if it failed.
 func StartRealNode(t testing.TB, opts localcluster.RealNodeOptions, kcm localcluster.ControllerManagerOptions) (*localcluster.Cluster, kubernetes.Interface, *localcluster.RealNode) {
 	t.Helper()
 	if testing.Short() {
@@ -76,33 +73,23 @@ func StartRealNode(t testing.TB, opts localcluster.RealNodeOptions, kcm localclu
 	if err := localcluster.RealNodeSupported(); err != nil {
 		RealNodeUnavailable(t, err)
 	}
-	images, err := localcluster.ImagesDir()
-	if err != nil {
-		t.Fatal(err)
+	if _, err := localcluster.ImagePath("pause"); err != nil {
+		RealNodeUnavailable(t, err)
 	}
-	pause := filepath.Join(images, "pause.tar")
-	if _, err := os.Stat(pause); err != nil {
-		RealNodeUnavailable(t, fmt.Errorf("no pause image at %s: run make images", pause))
-	}
-	opts.Images = append([]string{pause}, opts.Images...)
-	addr, err := localcluster.NodeAddress()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, client := Start(t, localcluster.Options{NodeAddress: addr})
-	if len(kcm.Controllers) == 0 {
-		kcm.Controllers = localcluster.RealNodeControllers
-	}
-	StartControllerManager(t, c, kcm)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if err := c.StartScheduler(ctx); err != nil {
-		t.Fatalf("starting kube-scheduler: %v", err)
-	}
-	n, err := c.StartRealNode(ctx, opts)
+	c, n, err := localcluster.StartRealCluster(ctx, localcluster.Options{}, kcm, opts)
 	if err != nil {
-		t.Fatalf("starting the real node: %v", err)
+		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("control plane logs:\n%s", c.Logs(30))
+		}
+		if err := c.Stop(); err != nil {
+			t.Errorf("stopping local control plane: %v", err)
+		}
+	})
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("real node logs:\n%s", n.Logs(40))
@@ -111,6 +98,10 @@ func StartRealNode(t testing.TB, opts localcluster.RealNodeOptions, kcm localclu
 			t.Errorf("stopping the real node: %v", err)
 		}
 	})
+	client, err := kubernetes.NewForConfig(c.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return c, client, n
 }
 
@@ -118,13 +109,9 @@ func StartRealNode(t testing.TB, opts localcluster.RealNodeOptions, kcm localclu
 // (failing under GPUFLEET_REQUIRE_REAL_NODE=1) when it is not built.
 func Image(t testing.TB, binary string) string {
 	t.Helper()
-	images, err := localcluster.ImagesDir()
+	p, err := localcluster.ImagePath(binary)
 	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(images, binary+".tar")
-	if _, err := os.Stat(p); err != nil {
-		RealNodeUnavailable(t, fmt.Errorf("no image %s: run make images", p))
+		RealNodeUnavailable(t, err)
 	}
 	return p
 }
