@@ -22,7 +22,7 @@ type NodeClient interface {
 }
 
 // KubeClient is all the agent asks of the API server: get and patch its
-// Node, list and watch the pods on it. It is a REST client that knows only
+// Node, list and watch the pods on it, post Events on them. It is a REST client that knows only
 // the core/v1 types: the generated clientset registers every API group and
 // would more than double the agent's resident memory.
 type KubeClient struct {
@@ -79,4 +79,10 @@ func (p pods) List(ctx context.Context, opts metav1.ListOptions) (*corev1.PodLis
 func (p pods) Watch(ctx context.Context, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
 	return p.rc.Get().Resource("pods").VersionedParams(&opts, metav1.ParameterCodec).Watch(ctx)
+}
+
+// CreateEvent posts an Event (the device plugin reports GPU mismatches on
+// pods with them).
+func (k *KubeClient) CreateEvent(ctx context.Context, ev *corev1.Event) error {
+	return k.rc.Post().Namespace(ev.Namespace).Resource("events").Body(ev).Do(ctx).Error()
 }

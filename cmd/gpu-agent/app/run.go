@@ -7,18 +7,22 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
 	gonvml "github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/klog/v2"
 
 	"github.com/gpufleet/gpufleet/pkg/agent"
 	"github.com/gpufleet/gpufleet/pkg/agent/attribution"
+	"github.com/gpufleet/gpufleet/pkg/deviceplugin"
 	"github.com/gpufleet/gpufleet/pkg/nvml"
 	"github.com/gpufleet/gpufleet/pkg/nvml/sim"
 )
@@ -74,6 +78,9 @@ func Run(ctx context.Context, o *Options) error {
 	if simNode != nil {
 		owners = append(owners, agent.SimOwners{Node: simNode})
 	}
+	if o.DevicePlugin && client == nil {
+		return errors.New("--device-plugin needs the API server (--kubeconfig, or run in a pod): it reads the GPU annotations of its node's pods")
+	}
 	cgroups := agent.CgroupOwners{Proc: attribution.ProcResolver{Root: o.ProcRoot}}
 	if client != nil && o.NodeName != "" {
 		cgroups.Pods = attribution.NewPodIndex(client.Pods(), o.NodeName)
@@ -84,9 +91,10 @@ func Run(ctx context.Context, o *Options) error {
 		samplerOpts = append(samplerOpts, agent.WithProcessOwners(owners))
 	}
 	var extra []agent.PodResourcesSource
+	var pr *attribution.PodResourcesClient
 	if o.PodResources != "" {
 		// Never treat allocations as stale between two refreshes.
-		pr := attribution.NewPodResourcesClient(o.PodResources, attribution.WithMaxStaleness(max(attribution.DefaultMaxStaleness, 3*o.PodRefresh)))
+		pr = attribution.NewPodResourcesClient(o.PodResources, attribution.WithMaxStaleness(max(attribution.DefaultMaxStaleness, 3*o.PodRefresh)))
 		defer func() { _ = pr.Close() }()
 		go refreshPodResources(ctx, pr, o.PodRefresh)
 		samplerOpts = append(samplerOpts, agent.WithDeviceOwners(pr))
@@ -106,11 +114,85 @@ func Run(ctx context.Context, o *Options) error {
 		}
 		go agent.NewNodeLabeler(client, o.NodeName, agent.NodeInventory(system, infos)).Run(ctx, o.LabelPeriod)
 	}
-	h, err := agent.Handler(s, agent.NewPodResourcesCollector(extra...))
+	collectors := []prometheus.Collector{agent.NewPodResourcesCollector(extra...)}
+	if o.DevicePlugin {
+		plugin, cleanup, err := startDevicePlugin(ctx, o, lib, s, pr, cgroups.Pods, client)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		collectors = append(collectors, plugin.Collectors()...)
+	}
+	h, err := agent.Handler(s, collectors...)
 	if err != nil {
 		return err
 	}
 	return agent.Serve(ctx, o.Listen, h)
+}
+
+// startDevicePlugin runs the kubelet device plugin on the sampler's GPUs
+// and health until ctx ends. cleanup removes the simulated GPUs' CDI spec.
+func startDevicePlugin(ctx context.Context, o *Options, lib nvml.Library, s *agent.Sampler, pr *attribution.PodResourcesClient, pods *attribution.PodIndex, events *agent.KubeClient) (*deviceplugin.Plugin, func(), error) {
+	logger := klog.FromContext(ctx)
+	var infos []nvml.DeviceInfo
+	for _, d := range lib.Devices() {
+		infos = append(infos, d.Info())
+	}
+	gpus := deviceplugin.GPUsFromNVML(infos)
+	cleanup := func() {}
+	kind := o.cdiKind()
+	if kind == deviceplugin.SimCDIKind {
+		path, err := deviceplugin.WriteSimCDISpec(o.CDISpecDir, gpus)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--cdi-kind=%s needs the simulated GPUs' CDI spec in --cdi-spec-dir: %w", kind, err)
+		}
+		logger.Info("Wrote the simulated GPUs' CDI spec", "path", path)
+		cleanup = func() { _ = os.Remove(path) }
+	}
+	cfg := deviceplugin.Config{
+		NodeName: o.NodeName, GPUs: gpus,
+		Milli: slices.Contains(o.DevicePluginResources, deviceplugin.ResourceMilli),
+		Whole: slices.Contains(o.DevicePluginResources, deviceplugin.ResourceWhole),
+		Dir:   o.DevicePluginDir, PodResources: pr, Pods: pods, Events: events,
+		Health:         samplerHealth(s),
+		HealthInterval: o.Interval,
+		OnMismatch:     o.DevicePluginOnMismatch,
+		Allocation: deviceplugin.AllocationConfig{
+			CDIKind: kind, VisibleDevicesEnv: o.VisibleDevicesEnv,
+			MPS: deviceplugin.MPSConfig{Enabled: o.MPS, PipeDir: o.MPSPipeDir},
+		},
+	}
+	plugin, err := deviceplugin.New(cfg)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	go func() {
+		// Wait for the pod index: until it has listed the node's pods, the
+		// plugin could not tell which pod the kubelet admits.
+		if !cache.WaitForCacheSync(ctx.Done(), pods.HasSynced) {
+			return
+		}
+		if err := plugin.Run(ctx); err != nil {
+			logger.Error(err, "Device plugin stopped")
+		}
+	}()
+	return plugin, cleanup, nil
+}
+
+// samplerHealth reads each GPU's health from the sampler's latest snapshot.
+func samplerHealth(s *agent.Sampler) func() map[int]bool {
+	return func() map[int]bool {
+		snap := s.Latest()
+		if snap == nil {
+			return nil
+		}
+		out := make(map[int]bool, len(snap.GPUs))
+		for _, g := range snap.GPUs {
+			out[g.Info.Index] = g.Healthy
+		}
+		return out
+	}
 }
 
 // openNVML opens the real library or builds the simulated node. It never

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/klog/v2"
+
+	"github.com/gpufleet/gpufleet/pkg/names"
 )
 
 // podUIDIndex is the name of the informer index on metadata.uid.
@@ -114,6 +116,17 @@ func containerName(pod *corev1.Pod, containerID string) string {
 	return ""
 }
 
+// ByName returns the pod namespace/name as the index last saw it, with the
+// fields stripPod keeps.
+func (p *PodIndex) ByName(namespace, name string) (*corev1.Pod, bool) {
+	obj, ok, err := p.informer.GetStore().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return nil, false
+	}
+	pod, ok := obj.(*corev1.Pod)
+	return pod, ok
+}
+
 func indexPodUID(obj any) ([]string, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -122,28 +135,73 @@ func indexPodUID(obj any) ([]string, error) {
 	return []string{string(pod.UID)}, nil
 }
 
-// stripPod is the informer's transform: it keeps a pod's name, namespace and
-// UID, and the name and ID of each container status that has an ID (init and
-// ephemeral containers included: a sidecar may use the GPU), and drops the
-// rest. It returns a new object and leaves its argument alone; applied to its
-// own result it returns an equal object.
+// stripPod is the informer's transform: it keeps a pod's name, namespace,
+// UID and creation time, its gpufleet.io/gpu-indices annotation, its node,
+// phase and start time, each container's name, restart policy and GPU
+// requests (the device plugin matches admissions with them), and the name
+// and ID of each container status that has an ID (init and ephemeral
+// containers included: a sidecar may use the GPU); it drops the rest. It
+// returns a new object and leaves its argument alone; applied to its own
+// result it returns an equal object.
 func stripPod(obj any) (any, error) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
-	return &corev1.Pod{
+	out := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Namespace: pod.Namespace,
-			Name:      pod.Name,
-			UID:       pod.UID,
+			Namespace:         pod.Namespace,
+			Name:              pod.Name,
+			UID:               pod.UID,
+			CreationTimestamp: pod.CreationTimestamp,
+		},
+		Spec: corev1.PodSpec{
+			NodeName:       pod.Spec.NodeName,
+			InitContainers: stripContainers(pod.Spec.InitContainers),
+			Containers:     stripContainers(pod.Spec.Containers),
 		},
 		Status: corev1.PodStatus{
+			Phase:                      pod.Status.Phase,
+			StartTime:                  pod.Status.StartTime,
 			ContainerStatuses:          stripStatuses(pod.Status.ContainerStatuses),
 			InitContainerStatuses:      stripStatuses(pod.Status.InitContainerStatuses),
 			EphemeralContainerStatuses: stripStatuses(pod.Status.EphemeralContainerStatuses),
 		},
-	}, nil
+	}
+	if v, ok := pod.Annotations[names.AnnotationGPUIndices]; ok {
+		out.Annotations = map[string]string{names.AnnotationGPUIndices: v}
+	}
+	return out, nil
+}
+
+// stripContainers keeps each container's name, restart policy (a sidecar's
+// is Always) and its GPU requests and limits.
+func stripContainers(in []corev1.Container) []corev1.Container {
+	var out []corev1.Container
+	for _, c := range in {
+		out = append(out, corev1.Container{
+			Name:          c.Name,
+			RestartPolicy: c.RestartPolicy,
+			Resources: corev1.ResourceRequirements{
+				Limits:   gpuResources(c.Resources.Limits),
+				Requests: gpuResources(c.Resources.Requests),
+			},
+		})
+	}
+	return out
+}
+
+func gpuResources(in corev1.ResourceList) corev1.ResourceList {
+	var out corev1.ResourceList
+	for _, name := range []corev1.ResourceName{names.ResourceGPU, names.ResourceGPUMilli} {
+		if q, ok := in[name]; ok {
+			if out == nil {
+				out = corev1.ResourceList{}
+			}
+			out[name] = q
+		}
+	}
+	return out
 }
 
 func stripStatuses(in []corev1.ContainerStatus) []corev1.ContainerStatus {

@@ -34,7 +34,7 @@ func fullPod(ns, name, uid, node string, statuses ...corev1.ContainerStatus) *co
 			UID:             types.UID(uid),
 			ResourceVersion: "42",
 			Labels:          map[string]string{"app": name},
-			Annotations:     map[string]string{"gpufleet.io/gpu-model": "V100M16"},
+			Annotations:     map[string]string{"gpufleet.io/gpu-model": "V100M16", "gpufleet.io/gpu-indices": "3"},
 			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 		},
 		Spec: corev1.PodSpec{
@@ -43,7 +43,8 @@ func fullPod(ns, name, uid, node string, statuses ...corev1.ContainerStatus) *co
 				Name:  "main",
 				Image: "registry.example/train:1",
 				Resources: corev1.ResourceRequirements{
-					Limits: corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("1")},
+					Limits:   corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("1"), corev1.ResourceMemory: resource.MustParse("1Gi")},
+					Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("1")},
 				},
 			}},
 		},
@@ -52,6 +53,18 @@ func fullPod(ns, name, uid, node string, statuses ...corev1.ContainerStatus) *co
 			PodIP:             "10.0.0.7",
 			ContainerStatuses: statuses,
 		},
+	}
+}
+
+// kept is what stripPod keeps of fullPod's metadata, spec and phase.
+func kept(ns, name, uid string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, UID: types.UID(uid), Annotations: map[string]string{"gpufleet.io/gpu-indices": "3"}},
+		Spec: corev1.PodSpec{NodeName: "node-a", Containers: []corev1.Container{{
+			Name:      "main",
+			Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{"nvidia.com/gpu": resource.MustParse("1")}},
+		}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning},
 	}
 }
 
@@ -79,30 +92,30 @@ func TestStripPod(t *testing.T) {
 		{
 			name: "running containers keep name and ID",
 			in:   fullPod("ml", "train", uidTrain, "node-a", running("main", "containerd://"+cidA), running("logger", "cri-o://"+cidB)),
-			want: &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "train", UID: uidTrain},
-				Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{
+			want: func() *corev1.Pod {
+				p := kept("ml", "train", uidTrain)
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{
 					{Name: "main", ContainerID: "containerd://" + cidA},
 					{Name: "logger", ContainerID: "cri-o://" + cidB},
-				}},
-			},
+				}
+				return p
+			}(),
 		},
 		{
 			name: "containers without an ID are dropped",
 			in:   fullPod("ml", "pending", uidTrain, "node-a", corev1.ContainerStatus{Name: "main", State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}}),
-			want: &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "pending", UID: uidTrain}},
+			want: kept("ml", "pending", uidTrain),
 		},
 		{
 			name: "init and ephemeral containers are kept",
 			in:   withInit,
-			want: &corev1.Pod{
-				ObjectMeta: metav1.ObjectMeta{Namespace: "ml", Name: "train", UID: uidTrain},
-				Status: corev1.PodStatus{
-					ContainerStatuses:          []corev1.ContainerStatus{{Name: "main", ContainerID: "containerd://" + cidA}},
-					InitContainerStatuses:      []corev1.ContainerStatus{{Name: "sidecar", ContainerID: "containerd://" + cidB}},
-					EphemeralContainerStatuses: []corev1.ContainerStatus{{Name: "debug", ContainerID: "containerd://" + cidC}},
-				},
-			},
+			want: func() *corev1.Pod {
+				p := kept("ml", "train", uidTrain)
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "main", ContainerID: "containerd://" + cidA}}
+				p.Status.InitContainerStatuses = []corev1.ContainerStatus{{Name: "sidecar", ContainerID: "containerd://" + cidB}}
+				p.Status.EphemeralContainerStatuses = []corev1.ContainerStatus{{Name: "debug", ContainerID: "containerd://" + cidC}}
+				return p
+			}(),
 		},
 		{
 			name: "other objects pass through",
@@ -219,7 +232,8 @@ func TestPodIndexByUID(t *testing.T) {
 	// The cache holds the stripped pods only.
 	for _, obj := range idx.informer.GetStore().List() {
 		pod := obj.(*corev1.Pod)
-		if len(pod.Labels) > 0 || len(pod.Spec.Containers) > 0 || pod.Status.Phase != "" || pod.ResourceVersion != "" {
+		if len(pod.Labels) > 0 || pod.Annotations["gpufleet.io/gpu-model"] != "" || pod.Status.PodIP != "" || pod.ResourceVersion != "" ||
+			len(pod.Spec.Containers) != 1 || pod.Spec.Containers[0].Image != "" || len(pod.Spec.Containers[0].Resources.Limits) != 1 {
 			t.Errorf("cached pod %s/%s was not stripped: %+v", pod.Namespace, pod.Name, pod)
 		}
 	}

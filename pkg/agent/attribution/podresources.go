@@ -133,6 +133,19 @@ func (c *PodResourcesClient) Refresh(ctx context.Context) error {
 	return nil
 }
 
+// List returns the kubelet's current view of every active pod's devices,
+// uncached (the device plugin reads it while the kubelet admits a pod). It
+// does not touch the map Lookup answers from.
+func (c *PodResourcesClient) List(ctx context.Context) ([]*podresourcesv1.PodResources, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	resp, err := c.listLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return resp.GetPodResources(), nil
+}
+
 func (c *PodResourcesClient) listLocked(ctx context.Context) (*podresourcesv1.ListPodResourcesResponse, error) {
 	if c.closed {
 		return nil, fmt.Errorf("pod-resources client for %s is closed", c.socket)

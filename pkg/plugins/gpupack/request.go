@@ -3,7 +3,6 @@ package gpupack
 import (
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -140,34 +139,8 @@ func ParseModels(v string) ([]string, error) {
 }
 
 // ParseIndices reads a gpufleet.io/gpu-indices value ("0,3") for a node with
-// gpuCount GPUs: distinct indices in range.
-func ParseIndices(v string, gpuCount int) ([]int, error) {
-	if v == "" {
-		return nil, fmt.Errorf("annotation %s is empty", names.AnnotationGPUIndices)
-	}
-	parts := strings.Split(v, ",")
-	out := make([]int, 0, len(parts))
-	for _, p := range parts {
-		i, err := strconv.Atoi(strings.TrimSpace(p))
-		if err != nil {
-			return nil, fmt.Errorf("annotation %s=%q: %q is not a GPU index", names.AnnotationGPUIndices, v, p)
-		}
-		if i < 0 || i >= gpuCount {
-			return nil, fmt.Errorf("annotation %s=%q: GPU %d does not exist on a node with %d GPUs", names.AnnotationGPUIndices, v, i, gpuCount)
-		}
-		if slices.Contains(out, i) {
-			return nil, fmt.Errorf("annotation %s=%q names GPU %d twice", names.AnnotationGPUIndices, v, i)
-		}
-		out = append(out, i)
-	}
-	return out, nil
-}
+// gpuCount GPUs (names.ParseGPUIndices: the device plugin reads it too).
+func ParseIndices(v string, gpuCount int) ([]int, error) { return names.ParseGPUIndices(v, gpuCount) }
 
 // FormatIndices writes GPU indices as gpufleet.io/gpu-indices holds them.
-func FormatIndices(gpus []int) string {
-	parts := make([]string, len(gpus))
-	for i, g := range gpus {
-		parts[i] = strconv.Itoa(g)
-	}
-	return strings.Join(parts, ",")
-}
+func FormatIndices(gpus []int) string { return names.FormatGPUIndices(gpus) }

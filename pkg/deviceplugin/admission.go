@@ -1,0 +1,141 @@
+package deviceplugin
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+)
+
+// admission is the pod the kubelet is allocating devices for, as found in
+// one pod-resources List.
+type admission struct {
+	pod *corev1.Pod
+	// devices are what the kubelet listed for the pod so far.
+	devices podDevices
+	// ambiguous counts the other pods that looked like it (0 normally).
+	ambiguous int
+}
+
+// podWaitTimeout bounds how long the plugin waits for its pod index to see
+// a pod the kubelet already lists: both watch the same API server, so the
+// index is at most a moment behind.
+const podWaitTimeout = 2 * time.Second
+
+// admitting finds the pod whose container the kubelet is allocating
+// resource for: the active pod (the pod-resources List holds active pods
+// only) with a container that requests resource and holds no device of it
+// yet. The kubelet admits one pod at a time and adds the pod to its active
+// pods before it allocates, so there is one such pod. A pod whose GPU
+// containers are all plain init containers (which the List leaves out)
+// counts while the kubelet has not started it and the plugin has not steered
+// it before. It returns nil when no pod qualifies.
+func (p *Plugin) admitting(ctx context.Context, resource string, v *nodeView) *admission {
+	logger := klog.FromContext(ctx)
+	var found []*admission
+	for _, pd := range v.pods {
+		pod := p.waitForPod(ctx, pd.Namespace, pd.Name)
+		if pod == nil {
+			logger.Info("Pod listed by the kubelet is unknown to the pod index; it is not considered for admission", "pod", klog.KRef(pd.Namespace, pd.Name))
+			continue
+		}
+		if !requestsResource(pod, resource) || !p.pendingDevices(pod, resource, pd) {
+			continue
+		}
+		found = append(found, &admission{pod: pod, devices: pd})
+	}
+	switch len(found) {
+	case 0:
+		return nil
+	case 1:
+		return found[0]
+	}
+	// Not expected (see above); the kubelet sorts the pods of one batch by
+	// creation time, so the oldest is the best guess. PreStartContainer
+	// checks the outcome.
+	slices.SortStableFunc(found, func(a, b *admission) int {
+		return a.pod.CreationTimestamp.Compare(b.pod.CreationTimestamp.Time)
+	})
+	found[0].ambiguous = len(found) - 1
+	names := make([]string, 0, len(found))
+	for _, a := range found {
+		names = append(names, podKey(a.pod.Namespace, a.pod.Name))
+	}
+	logger.Info("Several pods wait for devices at once; taking the oldest", "resource", resource, "pods", names)
+	return found[0]
+}
+
+// pendingDevices says whether a pod the kubelet lists still waits for
+// devices of resource.
+func (p *Plugin) pendingDevices(pod *corev1.Pod, resource string, pd podDevices) bool {
+	listed := false
+	var visible []*corev1.Container
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			visible = append(visible, &pod.Spec.InitContainers[i])
+		}
+	}
+	for i := range pod.Spec.Containers {
+		visible = append(visible, &pod.Spec.Containers[i])
+	}
+	for _, c := range visible {
+		if containerRequest(c, resource) == 0 {
+			continue
+		}
+		listed = true
+		if len(pd.Containers[c.Name][resource]) == 0 {
+			return true
+		}
+	}
+	if listed {
+		return false
+	}
+	// Only plain init containers ask for the resource.
+	return pod.Status.StartTime == nil && !p.steeredBefore(pod.UID)
+}
+
+// waitForPod returns the pod from the index, waiting up to podWaitTimeout
+// for the index to catch up with the kubelet.
+func (p *Plugin) waitForPod(ctx context.Context, namespace, name string) *corev1.Pod {
+	deadline := p.now().Add(podWaitTimeout)
+	for {
+		if pod, ok := p.cfg.Pods.ByName(namespace, name); ok {
+			return pod
+		}
+		if p.now().After(deadline) || ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// steer remembers that the plugin steered an allocation for a pod.
+func (p *Plugin) steer(uid types.UID) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	p.steered[uid] = now
+	for u, at := range p.steered {
+		if now.Sub(at) > steeredTTL {
+			delete(p.steered, u)
+		}
+	}
+}
+
+// steeredTTL is how long the plugin remembers a steered pod: far longer
+// than an admission takes.
+const steeredTTL = 10 * time.Minute
+
+func (p *Plugin) steeredBefore(uid types.UID) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.steered[uid]
+	return ok
+}
