@@ -39,6 +39,15 @@ const (
 	DevicePluginDir = "/var/lib/kubelet/device-plugins"
 )
 
+// agentLeftovers are the files a gpu-agent on the node creates on the host
+// (pkg/deviceplugin): its device-plugin sockets and, with simulated GPUs,
+// their CDI spec.
+func agentLeftovers() []string {
+	socks, _ := filepath.Glob(filepath.Join(DevicePluginDir, "gpufleet-*.sock"))
+	specs, _ := filepath.Glob("/var/run/cdi/sim.gpufleet.io-*.json")
+	return append(socks, specs...)
+}
+
 // Debian packages and commands the real node needs (make deps installs
 // them); containerd, its shim and ctr are built from hack/containerd.
 var realNodeCommands = map[string]string{
@@ -242,9 +251,11 @@ func cleanupRealNode(st realNodeState) error {
 	if st.IPForward != "" {
 		_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte(st.IPForward), 0o644)
 	}
-	// The kubelet's fixed paths: its registration socket and checkpoint.
-	for _, f := range []string{"kubelet.sock", "kubelet_internal_checkpoint"} {
-		_ = os.Remove(filepath.Join(DevicePluginDir, f))
+	// The kubelet's fixed paths: its registration socket and checkpoint;
+	// and what a killed gpu-agent leaves: its device-plugin sockets and the
+	// simulated GPUs' CDI spec.
+	for _, f := range append([]string{filepath.Join(DevicePluginDir, "kubelet.sock"), filepath.Join(DevicePluginDir, "kubelet_internal_checkpoint")}, agentLeftovers()...) {
+		_ = os.Remove(f)
 	}
 	// Pod volumes (tokens, emptyDirs) are mounted under the kubelet's root.
 	errs = append(errs, unmountUnder(KubeletRoot))
@@ -586,6 +597,9 @@ func LockRealNodes() (release func(), err error) {
 // and existence.
 func RealNodeLeftovers(dir string) []string {
 	var out []string
+	for _, f := range agentLeftovers() {
+		out = append(out, "file "+f)
+	}
 	var entries []os.DirEntry
 	if dir != "" {
 		entries, _ = os.ReadDir("/proc")

@@ -18,13 +18,21 @@ type exception struct {
 	root      bool     // run as UID 0 (runAsNonRoot not true)
 	hostPID   bool     // share the host's PID namespace
 	hostPaths []string // hostPath volumes it may mount, read-only
+	// writable are hostPath volumes it may mount writable.
+	writable []string
 }
 
 // exceptions: the gpu-agent only (manifests/base/gpu-agent/daemonset.yaml:
 // NVML reports host PIDs and /proc must show them; the kubelet's
-// pod-resources socket is root's).
+// pod-resources socket is root's; a device plugin serves its socket in the
+// kubelet's device-plugin directory; on the local real node, it writes the
+// simulated GPUs' CDI spec for the runtime).
 var exceptions = map[string]exception{
-	"DaemonSet gpufleet-system/gpufleet-gpu-agent": {root: true, hostPID: true, hostPaths: []string{"/var/lib/kubelet/pod-resources"}},
+	"DaemonSet gpufleet-system/gpufleet-gpu-agent": {
+		root: true, hostPID: true,
+		hostPaths: []string{"/var/lib/kubelet/pod-resources", "/var/lib/kubelet/device-plugins", "/var/run/cdi"},
+		writable:  []string{"/var/lib/kubelet/device-plugins", "/var/run/cdi"},
+	},
 }
 
 func TestKustomizationsBuild(t *testing.T) {
@@ -46,7 +54,7 @@ func TestKustomizationsBuild(t *testing.T) {
 		}
 	}
 	// The kustomizations the README documents, and base with each component.
-	for _, want := range []string{"base", "examples", "examples/rollouts", "overlays/all", "overlays/local", "overlays/local-examples", "base+components/monitoring", "base+components/network-policies"} {
+	for _, want := range []string{"base", "examples", "examples/rollouts", "overlays/all", "overlays/local", "overlays/local-examples", "base+components/monitoring", "base+components/network-policies", "base+components/whole-gpus"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("no kustomization %q among %v", want, names)
 		}
@@ -109,7 +117,9 @@ func podProblems(spec corev1.PodSpec, ex exception) []string {
 		if !slices.Contains(ex.hostPaths, v.HostPath.Path) {
 			bad("mounts hostPath %s", v.HostPath.Path)
 		}
-		readOnlyHost[v.Name] = true
+		if !slices.Contains(ex.writable, v.HostPath.Path) {
+			readOnlyHost[v.Name] = true
+		}
 	}
 	psc := spec.SecurityContext
 	if psc == nil {

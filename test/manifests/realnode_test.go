@@ -10,7 +10,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
@@ -39,10 +38,6 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 		// What NVIDIA's GPU feature discovery labels a GPU node with: the
 		// agent's DaemonSet selects on it.
 		Labels: map[string]string{"nvidia.com/gpu.present": "true"},
-		Simulated: corev1.ResourceList{
-			names.ResourceGPU:      resource.MustParse("8"),
-			names.ResourceGPUMilli: resource.MustParse("8000"),
-		},
 	}, localcluster.ControllerManagerOptions{ExtraArgs: []string{"--horizontal-pod-autoscaler-sync-period=2s"}})
 	e := newEnv(t)
 	applied := time.Now()

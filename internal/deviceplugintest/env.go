@@ -1,0 +1,194 @@
+// Package deviceplugintest runs gpu-agent's device plugin on the local real
+// node (pkg/localcluster: a kubelet and containerd on this machine, GPUs
+// simulated by the agent's mock NVML) and checks what containers really
+// get: the tests of test/deviceplugin and make bench-deviceplugin share it.
+package deviceplugintest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/gpufleet/gpufleet/pkg/agent/attribution"
+	"github.com/gpufleet/gpufleet/pkg/deviceplugin"
+	"github.com/gpufleet/gpufleet/pkg/localcluster"
+	"github.com/gpufleet/gpufleet/pkg/names"
+)
+
+// GPUs is how many GPUs the agent's simulated node has (a DGX-1).
+const GPUs = 8
+
+// Images are the images the environment imports (make images builds them).
+var Images = []string{"gpu-agent", "metrics-adapter", "scheduler-plugin"}
+
+// Env is a real node with gpufleet applied from manifests/overlays/local:
+// gpu-agent as the node's device plugin for gpufleet.io/gpu-milli and
+// nvidia.com/gpu, and gpufleet-scheduler.
+type Env struct {
+	Cluster *localcluster.Cluster
+	Node    *localcluster.RealNode
+	Client  kubernetes.Interface
+	kubectl string
+	// PodResources reads the kubelet's allocations, as the plugin does.
+	PodResources *attribution.PodResourcesClient
+}
+
+// Unavailable says why this machine cannot run Env, or nil.
+func Unavailable() error {
+	if err := localcluster.RealNodeSupported(); err != nil {
+		return err
+	}
+	for _, img := range append([]string{"pause"}, Images...) {
+		if _, err := localcluster.ImagePath(img); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Start starts the real cluster, applies the local overlay and waits until
+// the node advertises its GPUs through the agent. Stop it with Stop, also
+// after an error.
+func Start(ctx context.Context, binDir string) (*Env, error) {
+	var images []string
+	for _, img := range Images {
+		p, err := localcluster.ImagePath(img)
+		if err != nil {
+			return &Env{}, err
+		}
+		images = append(images, p)
+	}
+	e := &Env{}
+	var err error
+	e.Cluster, e.Node, err = localcluster.StartRealCluster(ctx, localcluster.Options{BinDir: binDir}, localcluster.ControllerManagerOptions{},
+		localcluster.RealNodeOptions{
+			Images: images,
+			// What NVIDIA's GPU feature discovery writes: the agent selects on it.
+			Labels: map[string]string{"nvidia.com/gpu.present": "true"},
+		})
+	if err != nil {
+		return e, err
+	}
+	if e.Client, err = kubernetes.NewForConfig(e.Cluster.Config); err != nil {
+		return e, err
+	}
+	e.PodResources = attribution.NewPodResourcesClient(attribution.DefaultPodResourcesSocket)
+	root, err := localcluster.ModuleRoot()
+	if err != nil {
+		return e, err
+	}
+	if binDir == "" {
+		if binDir, err = localcluster.DefaultBinDir(); err != nil {
+			return e, err
+		}
+	}
+	bins, err := localcluster.EnsureBinaries(ctx, binDir, localcluster.Kubectl)
+	if err != nil {
+		return e, err
+	}
+	e.kubectl = bins[localcluster.Kubectl]
+	overlay := filepath.Join(root, "manifests", "overlays", "local")
+	if out, err := exec.CommandContext(ctx, e.kubectl, "--kubeconfig", e.Cluster.KubeconfigPath, "apply", "-k", overlay).CombinedOutput(); err != nil {
+		return e, fmt.Errorf("kubectl apply -k %s: %v\n%s", overlay, err, out)
+	}
+	if err := e.WaitCapacity(ctx, GPUs, 3*time.Minute); err != nil {
+		return e, err
+	}
+	return e, e.waitScheduler(ctx)
+}
+
+// Stop stops the node and the control plane.
+func (e *Env) Stop() error {
+	var errs []error
+	if e.PodResources != nil {
+		errs = append(errs, e.PodResources.Close())
+	}
+	if e.Node != nil {
+		errs = append(errs, e.Node.Stop())
+	}
+	if e.Cluster != nil {
+		errs = append(errs, e.Cluster.Stop())
+	}
+	return errors.Join(errs...)
+}
+
+// WaitCapacity waits until the node's allocatable shows healthy GPUs
+// healthy whole GPUs and healthy x 1000 milli-GPU, as the device plugin
+// advertises them.
+func (e *Env) WaitCapacity(ctx context.Context, healthy int, timeout time.Duration) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		if err := e.Node.Err(); err != nil {
+			return false, err
+		}
+		node, err := e.Client.CoreV1().Nodes().Get(ctx, e.Node.Name, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		gpus, milli := node.Status.Allocatable[names.ResourceGPU], node.Status.Allocatable[names.ResourceGPUMilli]
+		last = fmt.Sprintf("allocatable %s=%s %s=%s", names.ResourceGPU, gpus.String(), names.ResourceGPUMilli, milli.String())
+		return gpus.Value() == int64(healthy) && milli.Value() == int64(healthy)*deviceplugin.MilliPerGPU, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s advertising %d GPUs: %w (last: %s)\nagent log:\n%s", e.Node.Name, healthy, err, last, e.AgentLog(ctx, 30))
+	}
+	return nil
+}
+
+func (e *Env) waitScheduler(ctx context.Context) error {
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		d, err := e.Client.AppsV1().Deployments("gpufleet-system").Get(ctx, "gpufleet-scheduler", metav1.GetOptions{})
+		return err == nil && d.Status.ReadyReplicas >= 1, nil
+	})
+}
+
+// AgentPod returns the running gpu-agent pod.
+func (e *Env) AgentPod(ctx context.Context) (*corev1.Pod, error) {
+	pods, err := e.Client.CoreV1().Pods("gpufleet-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=gpu-agent"})
+	if err != nil {
+		return nil, err
+	}
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("no running gpu-agent pod among %d", len(pods.Items))
+}
+
+// AgentMetricsURL is the running agent's /metrics.
+func (e *Env) AgentMetricsURL(ctx context.Context) (string, error) {
+	p, err := e.AgentPod(ctx)
+	if err != nil {
+		return "", err
+	}
+	ip, ok := localcluster.PodIPOnBridge(p)
+	if !ok {
+		return "", fmt.Errorf("agent pod %s has no address on the node's bridge", p.Name)
+	}
+	return "http://" + net.JoinHostPort(ip.String(), "9400") + "/metrics", nil
+}
+
+// AgentLog is the tail of the agent's log, for failure messages.
+func (e *Env) AgentLog(ctx context.Context, lines int64) string {
+	p, err := e.AgentPod(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	raw, err := e.Client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{TailLines: &lines}).DoRaw(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	return string(raw)
+}

@@ -1,0 +1,100 @@
+package deviceplugin
+
+import (
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// The plugin finds the pod the kubelet admits as the one active pod with a
+// GPU container that has no devices yet.
+
+func TestOldestOfSeveralPendingPodsIsSteered(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		olderListed bool // the older pod comes first in pod-resources
+	}{
+		{name: "older pod listed first", olderListed: true},
+		{name: "older pod listed last"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t)
+			base := time.Date(2025, 5, 2, 10, 0, 0, 0, time.UTC)
+			older := newPod("older").on("1").app("main", ResourceMilli, 250).createdAt(base).obj()
+			newer := newPod("newer").on("2").app("main", ResourceMilli, 250).createdAt(base.Add(time.Minute)).obj()
+			order := []string{"newer", "older"}
+			if tc.olderListed {
+				order = []string{"older", "newer"}
+			}
+			for _, name := range order {
+				pod := map[string]*corev1.Pod{"older": older, "newer": newer}[name]
+				h.pods.add(pod)
+				h.podres.activate(pod)
+			}
+
+			ids, err := h.kubelet.preferred(t, ResourceMilli, slices.Collect(maps.Keys(h.kubelet.available(ResourceMilli))), nil, 250)
+			if err != nil {
+				t.Fatalf("GetPreferredAllocation: %v", err)
+			}
+			if got := gpuIndices(ResourceMilli, ids); len(ids) != 250 || !slices.Equal(got, []int{1}) {
+				t.Errorf("preferred %d IDs on GPUs %v, want 250 on GPU 1 (the older pod's)", len(ids), got)
+			}
+			if got := metric(t, h.plugin, "gpufleet_deviceplugin_ambiguous_admissions_total", "resource", ResourceMilli); got != 1 {
+				t.Errorf("ambiguous_admissions_total = %v, want 1", got)
+			}
+		})
+	}
+}
+
+func TestWithoutAPendingPodThePluginChooses(t *testing.T) {
+	h := start(t)
+	// Active pods that hold their devices already are not being admitted.
+	h.hold(newPod("running").on("0").app("main", ResourceMilli, 300).obj(), "main", ResourceMilli, milliIDs(0, 0, 300))
+
+	ids, err := h.kubelet.preferred(t, ResourceMilli, slices.Collect(maps.Keys(h.kubelet.available(ResourceMilli))), nil, 500)
+	if err != nil {
+		t.Fatalf("GetPreferredAllocation: %v", err)
+	}
+	if got := gpuIndices(ResourceMilli, ids); len(ids) != 500 || len(got) != 1 {
+		t.Errorf("preferred %d IDs on GPUs %v, want 500 on one GPU", len(ids), got)
+	}
+	if got := metric(t, h.plugin, "gpufleet_deviceplugin_unidentified_admissions_total", "resource", ResourceMilli); got != 1 {
+		t.Errorf("unidentified_admissions_total = %v, want 1", got)
+	}
+}
+
+func TestSteeredInitOnlyPodIsNotTakenForTheNextAdmission(t *testing.T) {
+	h := start(t)
+	// Pod-resources does not list plain init containers, and the index has
+	// no start time for the pod yet: only the plugin's memory of steering
+	// it tells it apart from a pod waiting for devices.
+	convert := newPod("convert").on("7").init("convert", ResourceMilli, 500).app("serve", "", 0).obj()
+	checkSteered(t, convert, h.mustAdmit(convert))
+
+	infer := newPod("infer").on("2").app("main", ResourceMilli, 250).obj()
+	checkSteered(t, infer, h.mustAdmit(infer))
+	if got := metric(t, h.plugin, "gpufleet_deviceplugin_ambiguous_admissions_total", "resource", ResourceMilli); got != 0 {
+		t.Errorf("ambiguous_admissions_total = %v, want 0", got)
+	}
+}
+
+func TestPodIndexCatchingUpWithTheKubeletIsAwaited(t *testing.T) {
+	h := start(t)
+	pod := newPod("infer").on("6").app("main", ResourceMilli, 250).obj()
+	// The kubelet lists the pod before the index's watch brings it: the
+	// index misses it a few times.
+	h.pods.add(pod)
+	h.pods.lag(pod, 5)
+	h.podres.activate(pod)
+
+	ids, err := h.kubelet.preferred(t, ResourceMilli, slices.Collect(maps.Keys(h.kubelet.available(ResourceMilli))), nil, 250)
+	if err != nil {
+		t.Fatalf("GetPreferredAllocation: %v", err)
+	}
+	if got := gpuIndices(ResourceMilli, ids); len(ids) != 250 || !slices.Equal(got, []int{6}) {
+		t.Errorf("preferred %d IDs on GPUs %v, want 250 on GPU 6", len(ids), got)
+	}
+}
