@@ -192,3 +192,90 @@ func (e *Env) AgentLog(ctx context.Context, lines int64) string {
 	}
 	return string(raw)
 }
+
+// RestartAgent deletes the gpu-agent pod and waits until the DaemonSet's
+// new one runs and the node advertises its GPUs again.
+func (e *Env) RestartAgent(ctx context.Context) error {
+	old, err := e.AgentPod(ctx)
+	if err != nil {
+		return err
+	}
+	if err := e.Client.CoreV1().Pods(old.Namespace).Delete(ctx, old.Name, metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	// The new agent has registered both resources and sent the kubelet its
+	// devices: until then the kubelet rejects pods asking for them (it did
+	// so in this test before it waited for this).
+	var last string
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		p, err := e.AgentPod(ctx)
+		if err != nil || p.UID == old.UID || p.Status.PodIP == "" {
+			last = fmt.Sprintf("no new agent pod yet (%v)", err)
+			return false, nil
+		}
+		m, err := e.ScrapePlugin(ctx)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		if m.Counters["gpufleet_deviceplugin_registrations_total"] < 2 || m.Counters["gpufleet_deviceplugin_devices"] < GPUs*1001 {
+			last = fmt.Sprintf("new agent: %v registrations, %v devices listed", m.Counters["gpufleet_deviceplugin_registrations_total"], m.Counters["gpufleet_deviceplugin_devices"])
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("a new gpu-agent pod serving the device plugin: %w (last: %s)", err, last)
+	}
+	return e.WaitCapacity(ctx, GPUs, 2*time.Minute)
+}
+
+// RestartKubelet restarts the node's kubelet and waits until the new one
+// lists every pod of pods in its pod-resources API with their devices, and
+// the device plugin has registered its resources with it again.
+func (e *Env) RestartKubelet(ctx context.Context, pods []string) error {
+	before, err := e.ScrapePlugin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := e.Node.RestartKubelet(ctx); err != nil {
+		return err
+	}
+	var last string
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := e.Node.Err(); err != nil {
+			return false, err
+		}
+		m, err := e.ScrapePlugin(ctx)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		if n := m.Since(before, "gpufleet_deviceplugin_registrations_total"); n < 2 {
+			last = fmt.Sprintf("the device plugin registered %v resources with the new kubelet", n)
+			return false, nil
+		}
+		list, err := e.PodResources.List(ctx)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		listed := map[string]bool{}
+		for _, p := range list {
+			if p.GetNamespace() == Namespace {
+				listed[p.GetName()] = len(p.GetContainers()) > 0 && len(p.GetContainers()[0].GetDevices()) > 0
+			}
+		}
+		for _, name := range pods {
+			if !listed[name] {
+				last = fmt.Sprintf("pod %s is not listed with devices by the new kubelet", name)
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the restarted kubelet: %w (last: %s)", err, last)
+	}
+	return e.WaitCapacity(ctx, GPUs, 2*time.Minute)
+}

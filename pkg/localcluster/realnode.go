@@ -69,6 +69,7 @@ type RealNode struct {
 	state   realNodeState
 	bins    map[string]string
 	unlock  func()
+	labels  map[string]string
 
 	mu                      sync.Mutex
 	containerd, kubelet, kp *process
@@ -161,6 +162,7 @@ func (c *Cluster) StartRealNode(ctx context.Context, opts RealNodeOptions) (n *R
 			return n, err
 		}
 	}
+	n.labels = opts.Labels
 	if err := n.startKubelet(ctx, opts.Labels); err != nil {
 		return n, err
 	}
@@ -374,6 +376,23 @@ func (n *RealNode) startKubeProxy(ctx context.Context) error {
 		return fmt.Errorf("kube-proxy did not become ready: %w\nlast lines of %s:\n%s", err, logPath, p.logTail(30))
 	}
 	return nil
+}
+
+// RestartKubelet stops the kubelet (SIGTERM) and starts it again with the
+// same configuration, as a node upgrade or a crash-restart does, and waits
+// until the Node is Ready again. Containers keep running meanwhile; the new
+// kubelet reads its device allocations back from its checkpoint.
+func (n *RealNode) RestartKubelet(ctx context.Context) error {
+	n.mu.Lock()
+	p := n.kubelet
+	n.mu.Unlock()
+	if p == nil {
+		return errors.New("the kubelet is not running")
+	}
+	if err := p.stop(10 * time.Second); err != nil {
+		return err
+	}
+	return n.startKubelet(ctx, n.labels)
 }
 
 // Err says whether containerd, the kubelet or kube-proxy has died, with its
