@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"time"
@@ -278,4 +279,23 @@ func (e *Env) RestartKubelet(ctx context.Context, pods []string) error {
 		return fmt.Errorf("the restarted kubelet: %w (last: %s)", err, last)
 	}
 	return e.WaitCapacity(ctx, GPUs, 2*time.Minute)
+}
+
+// SetFault makes simulated GPU gpu fail (XID 79, fallen off the bus) or
+// recover, through the running agent's simulation directory (an emptyDir:
+// pkg/nvml/sim reads fault-gpu<N> files there). The agent keeps a GPU
+// unhealthy for a minute after its last XID.
+func (e *Env) SetFault(ctx context.Context, gpu int, failed bool) error {
+	p, err := e.AgentPod(ctx)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(localcluster.KubeletRoot, "pods", string(p.UID), "volumes", "kubernetes.io~empty-dir", "sim", fmt.Sprintf("fault-gpu%d", gpu))
+	if !failed {
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return err
+		}
+		return nil
+	}
+	return os.WriteFile(path, []byte("79"), 0o644)
 }

@@ -30,6 +30,12 @@ const (
 // by n NVLinks, e.g. "0-1:1,0-3:2". Absent without NVLinks.
 const AnnotationGPUTopology = "gpufleet.io/gpu.topology"
 
+// AnnotationGPUUnhealthy lists the node's GPUs that failed (XID errors, no
+// answer to NVML), written by the agent while they are unhealthy: GPU
+// indices as gpufleet.io/gpu-indices holds them, e.g. "3". The scheduler
+// places nothing new on them; absent when every GPU is healthy.
+const AnnotationGPUUnhealthy = "gpufleet.io/gpu.unhealthy"
+
 // Labels NVIDIA GPU feature discovery writes, and the `accelerator`
 // convention; the scheduler reads them too.
 const (

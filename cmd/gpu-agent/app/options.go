@@ -102,7 +102,7 @@ func (o *Options) Flags() cliflag.NamedFlagSets {
 	fs = fss.FlagSet("kubernetes")
 	fs.StringVar(&o.NodeName, "node-name", o.NodeName, "Name of this node (default $NODE_NAME).")
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig file; empty: in-cluster configuration when running in a pod, else no API server (no node labels, no pod names for shared GPUs).")
-	fs.BoolVar(&o.LabelNode, "label-node", o.LabelNode, "Label this node with its GPU inventory (needs get and patch on nodes).")
+	fs.BoolVar(&o.LabelNode, "label-node", o.LabelNode, "Label this node with its GPU inventory, and annotate its unhealthy GPUs (gpufleet.io/gpu.unhealthy) for the scheduler (needs get and patch on nodes).")
 	fs.DurationVar(&o.LabelPeriod, "label-period", o.LabelPeriod, "How often to check the node's labels again.")
 	fs.StringVar(&o.PodResources, "pod-resources-socket", o.PodResources, "kubelet PodResources socket, for whole-GPU attribution; empty disables.")
 	fs.DurationVar(&o.PodRefresh, "pod-resources-refresh", o.PodRefresh, "How often to re-read GPU allocations from the kubelet.")

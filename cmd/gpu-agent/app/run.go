@@ -113,6 +113,7 @@ func Run(ctx context.Context, o *Options) error {
 			logger.Error(err, "Reading driver versions for node labels")
 		}
 		go agent.NewNodeLabeler(client, o.NodeName, agent.NodeInventory(system, infos)).Run(ctx, o.LabelPeriod)
+		go agent.NewHealthAnnotator(client, o.NodeName, samplerHealth(s)).Run(ctx, o.Interval)
 	}
 	collectors := []prometheus.Collector{agent.NewPodResourcesCollector(extra...)}
 	if o.DevicePlugin {

@@ -13,11 +13,11 @@ import (
 
 // EventsToRegister lists the events that can make a pod this plugin rejected
 // schedulable: a GPU pod leaving a node, and a node arriving or changing its
-// GPU capacity or its labels (the model).
+// GPU capacity, its labels (the model) or annotations (GPU health).
 func (p *GPUPack) EventsToRegister(context.Context) ([]fwk.ClusterEventWithHint, error) {
 	return []fwk.ClusterEventWithHint{
 		{Event: fwk.ClusterEvent{Resource: fwk.AssignedPod, ActionType: fwk.Delete}, QueueingHintFn: p.hintPodDeleted},
-		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeLabel}, QueueingHintFn: p.hintNodeChanged},
+		{Event: fwk.ClusterEvent{Resource: fwk.Node, ActionType: fwk.Add | fwk.UpdateNodeAllocatable | fwk.UpdateNodeLabel | fwk.UpdateNodeAnnotation}, QueueingHintFn: p.hintNodeChanged},
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package gpupack
 
 import (
 	"slices"
+	"strconv"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -104,9 +105,13 @@ func (l *Ledger) build(logger klog.Logger, ni fwk.NodeInfo) *Node {
 	node := ni.Node()
 	alloc := ni.GetAllocatable()
 	count := int(gpuCount(alloc))
-	n := &Node{Name: node.Name, Free: make([]int64, count), CPUFree: alloc.GetMilliCPU() - ni.GetRequested().GetMilliCPU()}
+	unhealthy := unhealthyGPUs(logger, node, &count)
+	n := &Node{Name: node.Name, Free: make([]int64, count), CPUFree: alloc.GetMilliCPU() - ni.GetRequested().GetMilliCPU(), Unhealthy: unhealthy}
 	for i := range n.Free {
 		n.Free[i] = MilliPerGPU
+	}
+	for _, i := range unhealthy {
+		n.Free[i] = 0
 	}
 	n.Model, n.ModelKnown = gpumodel.FromNodeLabels(node.Labels)
 	if v := node.Annotations[names.AnnotationGPUTopology]; v != "" && count > 1 {
@@ -198,6 +203,32 @@ func gpuCount(alloc fwk.Resource) int64 {
 	}
 	return alloc.GetScalarResources()[names.ResourceGPUMilli] / MilliPerGPU
 }
+
+// unhealthyGPUs reads the agent's gpufleet.io/gpu.unhealthy annotation.
+// The kubelet leaves unhealthy devices out of the node's allocatable, so
+// while some GPU is unhealthy the node's GPU count comes from the agent's
+// gpufleet.io/gpu.count label instead (count is raised to it): indices keep
+// naming the same GPUs.
+func unhealthyGPUs(logger klog.Logger, node *corev1.Node, count *int) []int {
+	v := node.Annotations[names.AnnotationGPUUnhealthy]
+	if v == "" {
+		return nil
+	}
+	total := *count
+	if l, err := strconv.Atoi(node.Labels[names.LabelGPUCount]); err == nil && l > total && l <= maxGPUsPerNode {
+		total = l
+	}
+	gpus, err := names.ParseGPUIndices(v, total)
+	if err != nil {
+		logger.V(2).Info("Ignoring malformed unhealthy-GPU annotation", "node", klog.KObj(node), "annotation", names.AnnotationGPUUnhealthy, "err", err)
+		return nil
+	}
+	*count = total
+	return gpus
+}
+
+// maxGPUsPerNode bounds a GPU count read from a label.
+const maxGPUsPerNode = 1 << 10
 
 // validIndices says whether gpus are count distinct GPUs of a node with
 // gpuCount GPUs (a node can lose GPUs after a pod got them).

@@ -28,6 +28,8 @@ type Node struct {
 	// Kinds counts the node's GPU pods by kind: 0 for shares of one GPU,
 	// k for pods of k whole GPUs.
 	Kinds map[int]int
+	// Unhealthy are GPUs the agent reports failed; their Free is 0.
+	Unhealthy []int
 }
 
 // kind is the Kinds key of a GPU request.

@@ -6,6 +6,8 @@ import (
 	"sync"
 
 	fwk "k8s.io/kube-scheduler/framework"
+
+	"github.com/gpufleet/gpufleet/pkg/names"
 )
 
 // reasons formats the reasons a node rejects one request, each once per
@@ -68,6 +70,12 @@ func (rs *reasons) status(n *Node) *fwk.Status {
 	}
 	if n.FitsGPU(r) {
 		return nil
+	}
+	if len(n.Unhealthy) > 0 {
+		msg := rs.get(fmt.Sprint("unhealthy/", n.Unhealthy), func() string {
+			return fmt.Sprintf("%s (unhealthy GPUs %s)", rs.noRoom, names.FormatGPUIndices(n.Unhealthy))
+		})
+		return fwk.NewStatus(fwk.Unschedulable, msg)
 	}
 	return fwk.NewStatus(fwk.Unschedulable, rs.noRoom)
 }
