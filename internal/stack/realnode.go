@@ -46,9 +46,9 @@ func RealNodeUnavailable() error {
 }
 
 // startReal brings the stack up on the real node: localcluster's real
-// cluster with gpufleet's images and eight hand-advertised GPUs, and
-// gpufleet installed as an admin would: `kubectl apply -k
-// manifests/overlays/local`.
+// cluster with gpufleet's images, and gpufleet installed as an admin would:
+// `kubectl apply -k manifests/overlays/local`; the agent is the node's
+// device plugin for its eight simulated GPUs.
 func (s *Stack) startReal(ctx context.Context, opts Options, step func(string)) error {
 	var images []string
 	for _, img := range RealNodeImages {
@@ -65,10 +65,6 @@ func (s *Stack) startReal(ctx context.Context, opts Options, step func(string)) 
 			Images: images,
 			// What NVIDIA's GPU feature discovery writes: the agent selects on it.
 			Labels: map[string]string{"nvidia.com/gpu.present": "true"},
-			Simulated: corev1.ResourceList{
-				names.ResourceGPU:      *resource.NewQuantity(RealNodeGPUs, resource.DecimalSI),
-				names.ResourceGPUMilli: *resource.NewQuantity(RealNodeGPUs*1000, resource.DecimalSI),
-			},
 		})
 	if err != nil {
 		return err
@@ -82,7 +78,7 @@ func (s *Stack) startReal(ctx context.Context, opts Options, step func(string)) 
 		return err
 	}
 	s.Nodes = []*Node{{GPUNode: localcluster.GPUNode{Name: s.real.Name, Model: "V100M16", GPUs: RealNodeGPUs}}}
-	step(fmt.Sprintf("control plane and real node %s Ready (kubelet, containerd, kube-proxy; %d simulated V100s)", s.real.Name, RealNodeGPUs))
+	step(fmt.Sprintf("control plane and real node %s Ready (kubelet, containerd, kube-proxy)", s.real.Name))
 
 	root, err := localcluster.ModuleRoot()
 	if err != nil {
@@ -108,10 +104,32 @@ func (s *Stack) startReal(ctx context.Context, opts Options, step func(string)) 
 	if err := s.waitAgentLabels(ctx); err != nil {
 		return err
 	}
+	if err := s.waitDevicePlugin(ctx); err != nil {
+		return err
+	}
 	if s.Metrics, _, err = adaptertest.MetricsClients(s.Cluster.Config); err != nil {
 		return err
 	}
-	step("gpufleet applied (kubectl apply -k manifests/overlays/local): agent, adapter and scheduler ready")
+	step(fmt.Sprintf("gpufleet applied (kubectl apply -k manifests/overlays/local): agent (the node's device plugin: %d simulated V100s), adapter and scheduler ready", RealNodeGPUs))
+	return nil
+}
+
+// waitDevicePlugin waits until the node's allocatable shows the GPUs the
+// agent advertises as its device plugin.
+func (s *Stack) waitDevicePlugin(ctx context.Context) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		node, err := s.Client.CoreV1().Nodes().Get(ctx, s.real.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		gpus, milli := node.Status.Allocatable[names.ResourceGPU], node.Status.Allocatable[names.ResourceGPUMilli]
+		last = fmt.Sprintf("%s=%s %s=%s", names.ResourceGPU, gpus.String(), names.ResourceGPUMilli, milli.String())
+		return gpus.Value() == RealNodeGPUs && milli.Value() == RealNodeGPUs*1000, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the agent advertising %d GPUs as the node's device plugin: %w (allocatable: %s)", RealNodeGPUs, err, last)
+	}
 	return nil
 }
 
@@ -158,17 +176,17 @@ func (s *Stack) waitComponents(ctx context.Context) error {
 // RealDeployment is Deployment for the real node: the inference-server
 // image serving the stack's model repository (a read-only hostPath at
 // /models: the shipped model and wide), the CPU backend, a readiness probe
-// that gates its traffic, a drain on SIGTERM within the grace period, and
-// its GPUs from its own gpufleet.io/gpu-indices annotation (downward API).
+// that gates its traffic, a drain on SIGTERM within the grace period. Its
+// GPU comes from the device plugin: the server reads GPUFLEET_GPU_INDICES
+// from the environment the plugin gives its container.
 func RealDeployment(repo string) *appsv1.Deployment {
 	d := Deployment()
 	spec := &d.Spec.Template.Spec
 	ctr := &spec.Containers[0]
 	ctr.Image = "gpufleet/inference-server:dev"
 	ctr.Args = []string{"--model-repository=/models", "--listen=:" + strconv.Itoa(ServerPort), "--device=cpu",
-		"--gpu-indices=$(GPU_INDICES)", "--shutdown-delay=3s", "--shutdown-timeout=20s"}
+		"--shutdown-delay=3s", "--shutdown-timeout=20s"}
 	ctr.Env = []corev1.EnvVar{
-		{Name: "GPU_INDICES", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.annotations['" + names.AnnotationGPUIndices + "']"}}},
 		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 	}

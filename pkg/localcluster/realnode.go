@@ -2,7 +2,6 @@ package localcluster
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -21,7 +20,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -35,16 +33,7 @@ type RealNodeOptions struct {
 	Images []string
 	// Labels are set on the Node at registration (kubelet --node-labels).
 	Labels map[string]string
-	// Simulated are extended resources advertised in the Node's status as
-	// a cluster admin would by hand (e.g. nvidia.com/gpu for mock-NVML
-	// GPUs): the kubelet admits pods against them, but no device plugin
-	// backs them. The Node is labelled gpufleet.io/simulated-devices=true.
-	Simulated corev1.ResourceList
 }
-
-// LabelSimulatedDevices marks a real node whose extended resources are
-// advertised by hand (RealNodeOptions.Simulated), not by a device plugin.
-const LabelSimulatedDevices = "gpufleet.io/simulated-devices"
 
 // RealNode is a real Kubernetes node on this machine: containerd, the
 // kubelet and kube-proxy as children of this process, pods in containers
@@ -165,11 +154,6 @@ func (c *Cluster) StartRealNode(ctx context.Context, opts RealNodeOptions) (n *R
 	n.labels = opts.Labels
 	if err := n.startKubelet(ctx, opts.Labels); err != nil {
 		return n, err
-	}
-	if len(opts.Simulated) > 0 {
-		if err := n.advertise(ctx, opts.Simulated); err != nil {
-			return n, err
-		}
 	}
 	if err := n.startKubeProxy(ctx); err != nil {
 		return n, err
@@ -333,27 +317,6 @@ func readyMessage(node *corev1.Node) string {
 	return "no Ready condition yet"
 }
 
-// advertise puts extended resources into the Node's capacity and
-// allocatable (a status patch, as documented for node-level extended
-// resources), and marks the Node as having simulated devices.
-func (n *RealNode) advertise(ctx context.Context, res corev1.ResourceList) error {
-	list := map[string]string{}
-	for name, q := range res {
-		if !strings.Contains(string(name), "/") {
-			return fmt.Errorf("simulated resource %q: only extended resources (with a domain) can be advertised by hand", name)
-		}
-		list[string(name)] = q.String()
-	}
-	patch, _ := json.Marshal(map[string]any{"status": map[string]any{"capacity": list, "allocatable": list}})
-	if _, err := n.client.CoreV1().Nodes().Patch(ctx, n.Name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "status"); err != nil {
-		return fmt.Errorf("advertising %v on %s: %w", list, n.Name, err)
-	}
-	lp, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{LabelSimulatedDevices: "true"}}})
-	if _, err := n.client.CoreV1().Nodes().Patch(ctx, n.Name, types.StrategicMergePatchType, lp, metav1.PatchOptions{}); err != nil {
-		return err
-	}
-	return nil
-}
 
 func (n *RealNode) startKubeProxy(ctx context.Context) error {
 	ports, err := freePorts(2)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,7 +24,9 @@ import (
 // requests_per_second. Real readiness probes decide which pods
 // get load; scale-down stops pods with a real SIGTERM and grace period. A
 // load step scales the Deployment up, every replica packed on its own GPU
-// of the node; a low load scales it down, and no request fails.
+// of the node, which gpu-agent's device plugin gives it (the server reads
+// it from its environment); a low load scales it down, and no request
+// fails.
 func TestIntegrationE2ERealNode(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end: starts a control plane and a real node; run without -short")
@@ -68,6 +71,25 @@ func TestIntegrationE2ERealNode(t *testing.T) {
 			t.Errorf("pods %s and %s share GPU %s", other, p.Name, idx)
 		}
 		gpus[idx] = p.Name
+		// The server learns its GPU from the environment gpu-agent's device
+		// plugin gave its container, not from a flag.
+		for _, cs := range p.Status.ContainerStatuses {
+			env, err := localcluster.ContainerEnv(cs.ContainerID)
+			if err != nil {
+				t.Errorf("pod %s: %v", p.Name, err)
+				continue
+			}
+			if got := env["GPUFLEET_GPU_INDICES"]; got != idx {
+				t.Errorf("pod %s container %s: GPUFLEET_GPU_INDICES=%q from the device plugin, annotation %q", p.Name, cs.Name, got, idx)
+			}
+		}
+		for _, c := range p.Spec.Containers {
+			for _, a := range c.Args {
+				if strings.HasPrefix(a, "--gpu-indices") {
+					t.Errorf("pod %s is told its GPUs by a flag (%s), not by the device plugin", p.Name, a)
+				}
+			}
+		}
 	}
 	t.Logf("model pods by GPU: %v", gpus)
 
