@@ -317,7 +317,6 @@ func readyMessage(node *corev1.Node) string {
 	return "no Ready condition yet"
 }
 
-
 func (n *RealNode) startKubeProxy(ctx context.Context) error {
 	ports, err := freePorts(2)
 	if err != nil {
