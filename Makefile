@@ -162,6 +162,10 @@ bench-scheduler: tools ## Scheduling throughput on a real control plane, gpuflee
 bench-adapter: deps tools build ## metrics-adapter via kube-apiserver: freshness after load steps (embedded vs Prometheus 15 s/rate[1m], 10 steps each), GetMetricBySelector over 1000 of 10000 pods, RSS.
 	$(GO) run ./hack/bench-adapter --adapter $(BIN)/metrics-adapter --steps $${BENCH_STEPS:-10} --prometheus-steps $${BENCH_PROM_STEPS:-10} --pods $${BENCH_PODS:-10000}
 
+.PHONY: bench-deviceplugin
+bench-deviceplugin: deps images ## gpu-agent's device plugin on the real node (root): 100 mixed GPU pods at once vs the same pods without devices, 3 rounds each; mismatches, create-to-Running p50, plugin call p99.
+	$(GO) run ./hack/bench-deviceplugin --pods $${BENCH_PODS:-100} --reps $${BENCH_REPS:-3}
+
 .PHONY: bench-sim
 bench-sim: build ## gpusim on the default openb trace, seed 42: bestfit, fgd and gpufleet allocation at 130 % arrived, and gpufleet's run time.
 	$(GO) run ./hack/bench-sim --gpusim $(BIN)/gpusim

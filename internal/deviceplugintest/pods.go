@@ -91,12 +91,13 @@ func Pod(name string, s Shape) *corev1.Pod {
 	return pod
 }
 
-// MixedShapes are n pods' shapes that all fit the node's 8 GPUs at once, as
-// gpufleet-scheduler packs them: three whole GPUs (1, 2) and shares of
-// 20 to 100 milli, about five GPUs in all.
+// MixedShapes are n pods' shapes that all fit the node's 8 GPUs at once,
+// in whatever order gpufleet-scheduler sees them: three whole GPUs (1 and
+// 2) and shares of 10 to 50 milli (29 on average: about three GPUs for 100
+// pods), so that two whole GPUs stay free however the shares land.
 func MixedShapes(n int) []Shape {
 	out := []Shape{{GPUs: 1}, {GPUs: 2}}
-	shares := []int64{20, 50, 30, 100, 40, 25}
+	shares := []int64{20, 30, 25, 40, 10, 50}
 	for i := 0; len(out) < n; i++ {
 		out = append(out, Shape{Milli: shares[i%len(shares)]})
 	}

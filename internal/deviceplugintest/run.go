@@ -2,7 +2,6 @@ package deviceplugintest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -36,7 +35,7 @@ func (e *Env) CreateAll(ctx context.Context, prefix string, shapes []Shape, time
 	if err != nil {
 		return nil, err
 	}
-	defer w.Stop()
+	defer func() { w.Stop() }()
 	var mu sync.Mutex
 	created := map[string]time.Time{}
 	errc := make(chan error, len(shapes))
@@ -60,13 +59,48 @@ func (e *Env) CreateAll(ctx context.Context, prefix string, shapes []Shape, time
 		}
 	}
 	running := map[string]Started{}
+	observe := func(pod *corev1.Pod) error {
+		now := time.Now()
+		mu.Lock()
+		start, mine := created[pod.Name]
+		mu.Unlock()
+		if !mine {
+			return nil
+		}
+		switch pod.Status.Phase {
+		case corev1.PodFailed:
+			return fmt.Errorf("pod %s failed: %s: %s\n%s", pod.Name, pod.Status.Reason, pod.Status.Message, e.events(pod.Name))
+		case corev1.PodRunning:
+			if _, seen := running[pod.Name]; !seen && allRunning(pod) {
+				running[pod.Name] = Started{Pod: pod, CreateToRunning: now.Sub(start)}
+			}
+		}
+		return nil
+	}
 	for len(running) < len(shapes) {
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("%d of %d pods running after %s: %w\n%s", len(running), len(shapes), timeout, ctx.Err(), e.notRunning(running))
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return nil, errors.New("pod watch closed")
+				// The API server ends watches now and then: list what was
+				// missed and watch on from there.
+				list, err := e.Client.CoreV1().Pods(Namespace).List(ctx, metav1.ListOptions{LabelSelector: testLabel})
+				if err != nil {
+					return nil, fmt.Errorf("pod watch closed, and listing: %w", err)
+				}
+				if w, err = e.Client.CoreV1().Pods(Namespace).Watch(ctx, metav1.ListOptions{LabelSelector: testLabel, ResourceVersion: list.ResourceVersion}); err != nil {
+					return nil, fmt.Errorf("pod watch closed, and watching again: %w", err)
+				}
+				for i := range list.Items {
+					if err := observe(&list.Items[i]); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			if ev.Type == watch.Error {
+				return nil, fmt.Errorf("pod watch: %v", ev.Object)
 			}
 			if ev.Type != watch.Added && ev.Type != watch.Modified {
 				continue
@@ -75,20 +109,8 @@ func (e *Env) CreateAll(ctx context.Context, prefix string, shapes []Shape, time
 			if !ok {
 				continue
 			}
-			now := time.Now()
-			mu.Lock()
-			start, mine := created[pod.Name]
-			mu.Unlock()
-			if !mine {
-				continue
-			}
-			switch pod.Status.Phase {
-			case corev1.PodFailed:
-				return nil, fmt.Errorf("pod %s failed: %s: %s\n%s", pod.Name, pod.Status.Reason, pod.Status.Message, e.events(pod.Name))
-			case corev1.PodRunning:
-				if _, seen := running[pod.Name]; !seen && allRunning(pod) {
-					running[pod.Name] = Started{Pod: pod, CreateToRunning: now.Sub(start)}
-				}
+			if err := observe(pod); err != nil {
+				return nil, err
 			}
 		}
 	}

@@ -69,43 +69,53 @@ func (p *Plugin) admitting(ctx context.Context, resource string, v *nodeView) *a
 }
 
 // pendingDevices says whether a pod the kubelet lists still waits for
-// devices of resource.
+// devices of resource: a listed container (sidecar or app container) asks
+// for it and holds none, or the pod has plain init containers that ask for
+// it (the List leaves those out) and the plugin has steered fewer of the
+// pod's containers than ask for it while the kubelet has not started the
+// pod. (An app container that reuses an init container's devices is never
+// steered, so such a pod counts as waiting until the kubelet starts it.)
 func (p *Plugin) pendingDevices(pod *corev1.Pod, resource string, pd podDevices) bool {
-	listed := false
-	var visible []*corev1.Container
+	listed, plainInit := 0, 0
 	for i := range pod.Spec.InitContainers {
-		if isSidecar(&pod.Spec.InitContainers[i]) {
-			visible = append(visible, &pod.Spec.InitContainers[i])
+		c := &pod.Spec.InitContainers[i]
+		switch {
+		case containerRequest(c, resource) == 0:
+		case isSidecar(c):
+			listed++
+			if len(pd.Containers[c.Name][resource]) == 0 {
+				return true
+			}
+		default:
+			plainInit++
 		}
 	}
 	for i := range pod.Spec.Containers {
-		visible = append(visible, &pod.Spec.Containers[i])
-	}
-	for _, c := range visible {
+		c := &pod.Spec.Containers[i]
 		if containerRequest(c, resource) == 0 {
 			continue
 		}
-		listed = true
+		listed++
 		if len(pd.Containers[c.Name][resource]) == 0 {
 			return true
 		}
 	}
-	if listed {
+	if plainInit == 0 {
 		return false
 	}
-	// Only plain init containers ask for the resource.
-	return pod.Status.StartTime == nil && !p.steeredBefore(pod.UID)
+	return pod.Status.StartTime == nil && p.steeredCount(pod.UID, resource) < listed+plainInit
 }
 
 // waitForPod returns the pod from the index, waiting up to podWaitTimeout
 // for the index to catch up with the kubelet.
 func (p *Plugin) waitForPod(ctx context.Context, namespace, name string) *corev1.Pod {
-	deadline := p.now().Add(podWaitTimeout)
+	// The real clock: this waits on another goroutine, not on Config.Now.
+	deadline := time.Now().Add(podWaitTimeout)
 	for {
 		if pod, ok := p.cfg.Pods.ByName(namespace, name); ok {
 			return pod
 		}
-		if p.now().After(deadline) || ctx.Err() != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
 			return nil
 		}
 		select {
@@ -116,14 +126,27 @@ func (p *Plugin) waitForPod(ctx context.Context, namespace, name string) *corev1
 	}
 }
 
-// steer remembers that the plugin steered an allocation for a pod.
-func (p *Plugin) steer(uid types.UID) {
+// steerKey is one pod's steering of one resource.
+type steerKey struct {
+	uid      types.UID
+	resource string
+}
+
+// steered counts the containers of a pod the plugin steered.
+type steered struct {
+	count int
+	at    time.Time
+}
+
+// steer remembers that the plugin steered a container of a pod.
+func (p *Plugin) steer(uid types.UID, resource string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	p.steered[uid] = now
-	for u, at := range p.steered {
-		if now.Sub(at) > steeredTTL {
+	k := steerKey{uid, resource}
+	p.steered[k] = steered{count: p.steered[k].count + 1, at: now}
+	for u, s := range p.steered {
+		if now.Sub(s.at) > steeredTTL {
 			delete(p.steered, u)
 		}
 	}
@@ -133,9 +156,8 @@ func (p *Plugin) steer(uid types.UID) {
 // than an admission takes.
 const steeredTTL = 10 * time.Minute
 
-func (p *Plugin) steeredBefore(uid types.UID) bool {
+func (p *Plugin) steeredCount(uid types.UID, resource string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	_, ok := p.steered[uid]
-	return ok
+	return p.steered[steerKey{uid, resource}].count
 }

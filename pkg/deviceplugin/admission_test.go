@@ -1,12 +1,14 @@
 package deviceplugin
 
 import (
+	"context"
 	"maps"
 	"slices"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 )
 
 // The plugin finds the pod the kubelet admits as the one active pod with a
@@ -96,5 +98,41 @@ func TestPodIndexCatchingUpWithTheKubeletIsAwaited(t *testing.T) {
 	}
 	if got := gpuIndices(ResourceMilli, ids); len(ids) != 250 || !slices.Equal(got, []int{6}) {
 		t.Errorf("preferred %d IDs on GPUs %v, want 250 on GPU 6", len(ids), got)
+	}
+}
+
+// A pod the kubelet lists but the index never sees (e.g. deleted from the
+// API server while the kubelet still runs it) costs at most podWaitTimeout;
+// the plugin then chooses, whatever clock Config.Now is.
+func TestPodUnknownToTheIndexIsGivenUpOn(t *testing.T) {
+	frozen := time.Date(2025, 5, 2, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		now  func() time.Time
+	}{
+		{name: "real clock"},
+		{
+			name: "frozen clock", now: func() time.Time { return frozen },
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := start(t, func(c *Config) { c.Now = tc.now })
+			h.podres.activate(newPod("ghost").on("1").app("main", ResourceMilli, 250).obj())
+
+			ctx, cancel := context.WithTimeout(t.Context(), podWaitTimeout+3*time.Second)
+			defer cancel()
+			resp, err := h.kubelet.client(t, ResourceMilli).GetPreferredAllocation(ctx, &pluginapi.PreferredAllocationRequest{
+				ContainerRequests: []*pluginapi.ContainerPreferredAllocationRequest{{AvailableDeviceIDs: milliIDs(0, 0, 1000), AllocationSize: 250}},
+			})
+			if err != nil {
+				t.Fatalf("GetPreferredAllocation: %v, want an answer within %v", err, podWaitTimeout)
+			}
+			if n := len(resp.GetContainerResponses()[0].GetDeviceIDs()); n != 250 {
+				t.Errorf("preferred %d IDs, want the plugin's choice of 250", n)
+			}
+			if got := metric(t, h.plugin, "gpufleet_deviceplugin_unidentified_admissions_total", "resource", ResourceMilli); got != 1 {
+				t.Errorf("unidentified_admissions_total = %v, want 1", got)
+			}
+		})
 	}
 }

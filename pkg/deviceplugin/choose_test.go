@@ -12,13 +12,11 @@ import (
 // that holds them (best fit), never on a GPU given out whole.
 
 func TestWholeGPUsWithoutAnnotationAreAnNVLinkedSetWithoutShares(t *testing.T) {
-	const greedyBug = "BUG: prefer.go chooseWhole starts from the lowest free index and grows the set greedily, so it misses the best-linked set its doc promises (\"the set with the most NVLinks among its members\"): with GPU 0 shared, 4 GPUs come out as {1,2,3,5} (7 NVLinks; 5 has none to 2 or 3) although {4,5,6,7} (9, fully connected) is free; with 0,3 whole and 1 shared, 2 GPUs come out as {2,6} (1 NVLink) although {4,7} (2) is free"
 	for _, tc := range []struct {
 		name string
 		// shared GPUs have a share in use; taken GPUs are given out whole.
 		shared, taken []int
 		size          int
-		bug           string
 	}{
 		{name: "2 on an empty node", size: 2},
 		{name: "3 on an empty node", size: 3},
@@ -26,14 +24,11 @@ func TestWholeGPUsWithoutAnnotationAreAnNVLinkedSetWithoutShares(t *testing.T) {
 		{name: "8 on an empty node", size: 8},
 		{name: "2 with GPUs 0 and 4 shared", shared: []int{0, 4}, size: 2},
 		{name: "4 with the first quad shared", shared: []int{0, 1, 2, 3}, size: 4},
-		{name: "2 beside whole GPUs and shares", shared: []int{1}, taken: []int{0, 3}, size: 2, bug: greedyBug},
+		{name: "2 beside whole GPUs and shares", shared: []int{1}, taken: []int{0, 3}, size: 2},
 		{name: "2 beside whole GPUs", taken: []int{0, 1}, size: 2},
-		{name: "4 with GPU 0 shared", shared: []int{0}, size: 4, bug: greedyBug},
+		{name: "4 with GPU 0 shared", shared: []int{0}, size: 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if tc.bug != "" {
-				t.Skip(tc.bug)
-			}
 			h := start(t)
 			for _, g := range tc.shared {
 				h.hold(newPod(fmt.Sprintf("notebook-%d", g)).app("main", ResourceMilli, 100).obj(), "main", ResourceMilli, milliIDs(g, 0, 100))

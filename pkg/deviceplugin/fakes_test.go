@@ -73,6 +73,13 @@ func (f *fakePodResources) activate(pod *corev1.Pod) {
 	f.pods = append(f.pods, p)
 }
 
+// lists says whether the pod is active.
+func (f *fakePodResources) lists(namespace, name string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.ContainsFunc(f.pods, func(q *listedPod) bool { return q.namespace == namespace && q.name == name })
+}
+
 // remove drops the pod from the active pods.
 func (f *fakePodResources) remove(namespace, name string) {
 	f.mu.Lock()
@@ -172,6 +179,13 @@ func (f *fakeEvents) CreateEvent(_ context.Context, ev *corev1.Event) error {
 	}
 	f.events = append(f.events, ev.DeepCopy())
 	return nil
+}
+
+// fail makes CreateEvent fail (nil: succeed again).
+func (f *fakeEvents) fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
 }
 
 // withReason returns the recorded Events with reason.

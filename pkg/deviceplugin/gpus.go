@@ -1,6 +1,7 @@
 package deviceplugin
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/gpufleet/gpufleet/pkg/nvml"
@@ -45,19 +46,23 @@ func newInventory(gpus []GPU) (*inventory, error) {
 		return nil, fmt.Errorf("no GPUs to advertise")
 	}
 	inv := &inventory{gpus: gpus, byUUID: map[string]*GPU{}, byIndex: map[int]*GPU{}}
+	var errs []error
 	for i := range inv.gpus {
 		g := &inv.gpus[i]
 		if err := checkUUID(g.UUID); err != nil {
-			return nil, fmt.Errorf("GPU %d: %w", g.Index, err)
+			errs = append(errs, fmt.Errorf("GPU %d: %w", g.Index, err))
 		}
-		if _, dup := inv.byUUID[g.UUID]; dup {
-			return nil, fmt.Errorf("GPUs share the UUID %q", g.UUID)
+		if other, dup := inv.byUUID[g.UUID]; dup && g.UUID != "" {
+			errs = append(errs, fmt.Errorf("GPUs %d and %d share the UUID %q", other.Index, g.Index, g.UUID))
 		}
 		if _, dup := inv.byIndex[g.Index]; dup {
-			return nil, fmt.Errorf("GPUs share the index %d", g.Index)
+			errs = append(errs, fmt.Errorf("GPUs share the index %d", g.Index))
 		}
 		inv.byUUID[g.UUID] = g
 		inv.byIndex[g.Index] = g
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return inv, nil
 }

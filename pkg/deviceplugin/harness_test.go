@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -14,113 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2/ktesting"
-
-	"github.com/gpufleet/gpufleet/pkg/names"
 )
-
-const (
-	testNode      = "gpu-node-1"
-	testNamespace = "ml"
-)
-
-// v100Memory is a V100-SXM2-32GB's memory as NVML reports it (32510 MiB).
-const v100Memory = 34089730048
-
-// dgx1Links are the NVLinks between the eight V100s of a DGX-1 (nvidia-smi
-// topo -m): two fully connected quads, 0-3 and 4-7, with one or two links
-// per pair, and one or two links from each GPU to its twin in the other
-// quad (0-4, 1-5, 2-6, 3-7). Each GPU has six.
-var dgx1Links = [8][8]int{
-	{0, 1, 1, 2, 2, 0, 0, 0},
-	{1, 0, 2, 1, 0, 2, 0, 0},
-	{1, 2, 0, 2, 0, 0, 1, 0},
-	{2, 1, 2, 0, 0, 0, 0, 1},
-	{2, 0, 0, 0, 0, 1, 1, 2},
-	{0, 2, 0, 0, 1, 0, 2, 1},
-	{0, 0, 1, 0, 1, 2, 0, 2},
-	{0, 0, 0, 1, 2, 1, 2, 0},
-}
-
-// testUUID is GPU i's UUID, shaped like NVML's.
-func testUUID(i int) string { return fmt.Sprintf("GPU-5a1c9e3f-7b2d-4e6a-8c0f-%012x", 0x3d10+i) }
-
-// dgx1 returns the GPUs of a DGX-1.
-func dgx1() []GPU {
-	gpus := make([]GPU, 8)
-	for i := range gpus {
-		links := map[int]int{}
-		for j, n := range dgx1Links[i] {
-			if n > 0 {
-				links[j] = n
-			}
-		}
-		gpus[i] = GPU{Index: i, UUID: testUUID(i), MemoryBytes: v100Memory, Links: links}
-	}
-	return gpus
-}
-
-// milliIDs returns n milli IDs of GPU gpu, numbers from..from+n-1.
-func milliIDs(gpu, from, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = fmt.Sprintf("%s-m%03d", testUUID(gpu), from+i)
-	}
-	return out
-}
-
-// wholeIDs returns the nvidia.com/gpu IDs of GPUs.
-func wholeIDs(gpus ...int) []string {
-	out := make([]string, len(gpus))
-	for i, g := range gpus {
-		out[i] = testUUID(g)
-	}
-	return out
-}
-
-// gpuIndices returns the sorted distinct GPUs device IDs of resource are on
-// (-1 for an ID of no test GPU).
-func gpuIndices(resource string, ids []string) []int {
-	var out []int
-	for _, id := range ids {
-		uuid := id
-		if resource == ResourceMilli {
-			if len(id) < 5 || id[len(id)-5:len(id)-3] != "-m" {
-				uuid = ""
-			} else {
-				uuid = id[:len(id)-5]
-			}
-		}
-		idx := -1
-		for i := range 8 {
-			if testUUID(i) == uuid {
-				idx = i
-			}
-		}
-		out = append(out, idx)
-	}
-	slices.Sort(out)
-	return slices.Compact(out)
-}
-
-// parseIndices reads "0,3" into [0 3].
-func parseIndices(t *testing.T, s string) []int {
-	t.Helper()
-	var out []int
-	for _, p := range strings.Split(s, ",") {
-		i, err := strconv.Atoi(p)
-		if err != nil {
-			t.Fatalf("GPU indices %q: %v", s, err)
-		}
-		out = append(out, i)
-	}
-	slices.Sort(out)
-	return out
-}
 
 // socketDir returns a fresh directory whose socket paths fit the 108-byte
 // limit on unix socket paths.
@@ -337,23 +231,12 @@ func (h *harness) mustAdmit(pod *corev1.Pod) map[string]*containerAlloc {
 func (h *harness) hold(pod *corev1.Pod, container, resource string, ids []string) {
 	h.t.Helper()
 	h.pods.add(pod)
-	if _, listed := h.podresPod(pod); !listed {
+	if !h.podres.lists(pod.Namespace, pod.Name) {
 		h.podres.activate(pod)
 	}
 	h.kubelet.take(resource, ids)
 	h.record(pod.Name, resource, ids)
 	h.podres.setDevices(pod.Namespace, pod.Name, container, resource, ids)
-}
-
-func (h *harness) podresPod(pod *corev1.Pod) (*listedPod, bool) {
-	h.podres.mu.Lock()
-	defer h.podres.mu.Unlock()
-	for _, p := range h.podres.pods {
-		if p.namespace == pod.Namespace && p.name == pod.Name {
-			return p, true
-		}
-	}
-	return nil, false
 }
 
 func (h *harness) record(pod, resource string, ids []string) {
@@ -399,75 +282,6 @@ func gpuRequest(t *testing.T, c corev1.Container) (string, int) {
 		}
 	}
 	return res, n
-}
-
-// podBuilder builds test pods.
-type podBuilder struct{ pod *corev1.Pod }
-
-// created orders test pods: each pod is a second younger than the last.
-var created = time.Date(2025, 3, 1, 9, 0, 0, 0, time.UTC)
-
-var createdMu sync.Mutex
-
-func newPod(name string) *podBuilder {
-	createdMu.Lock()
-	created = created.Add(time.Second)
-	ts := created
-	createdMu.Unlock()
-	return &podBuilder{pod: &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: testNamespace, Name: name, UID: types.UID("uid-" + name),
-			CreationTimestamp: metav1.NewTime(ts),
-		},
-		Spec: corev1.PodSpec{NodeName: testNode},
-	}}
-}
-
-// on annotates the pod with the GPUs gpufleet's scheduler chose.
-func (b *podBuilder) on(indices string) *podBuilder {
-	if b.pod.Annotations == nil {
-		b.pod.Annotations = map[string]string{}
-	}
-	b.pod.Annotations[names.AnnotationGPUIndices] = indices
-	return b
-}
-
-func (b *podBuilder) createdAt(ts time.Time) *podBuilder {
-	b.pod.CreationTimestamp = metav1.NewTime(ts)
-	return b
-}
-
-// app adds an app container requesting n of resource (none: n == 0).
-func (b *podBuilder) app(name, resource string, n int64) *podBuilder {
-	b.pod.Spec.Containers = append(b.pod.Spec.Containers, gpuContainer(name, resource, n))
-	return b
-}
-
-// init adds a plain init container requesting n of resource.
-func (b *podBuilder) init(name, resource string, n int64) *podBuilder {
-	b.pod.Spec.InitContainers = append(b.pod.Spec.InitContainers, gpuContainer(name, resource, n))
-	return b
-}
-
-// sidecar adds an init container with restartPolicy Always.
-func (b *podBuilder) sidecar(name, resource string, n int64) *podBuilder {
-	c := gpuContainer(name, resource, n)
-	always := corev1.ContainerRestartPolicyAlways
-	c.RestartPolicy = &always
-	b.pod.Spec.InitContainers = append(b.pod.Spec.InitContainers, c)
-	return b
-}
-
-func (b *podBuilder) obj() *corev1.Pod { return b.pod }
-
-func gpuContainer(name, res string, n int64) corev1.Container {
-	c := corev1.Container{Name: name, Image: "registry.example/ml/" + name + ":1"}
-	if n > 0 {
-		q := *resource.NewQuantity(n, resource.DecimalSI)
-		c.Resources.Limits = corev1.ResourceList{corev1.ResourceName(res): q}
-		c.Resources.Requests = corev1.ResourceList{corev1.ResourceName(res): q}
-	}
-	return c
 }
 
 // missing returns the parts of want that s lacks, for failure messages.

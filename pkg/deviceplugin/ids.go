@@ -34,7 +34,11 @@ func parseMilliID(id string) (uuid string, k int, err error) {
 	if i <= 0 || len(id)-i-len(milliSep) != 3 {
 		return "", 0, fmt.Errorf("device ID %q is not a gpufleet.io/gpu-milli ID (<GPU UUID>%s<000..999>)", id, milliSep)
 	}
-	k, err = strconv.Atoi(id[i+len(milliSep):])
+	digits := id[i+len(milliSep):]
+	if strings.Trim(digits, "0123456789") != "" {
+		return "", 0, fmt.Errorf("device ID %q is not a gpufleet.io/gpu-milli ID (<GPU UUID>%s<000..999>)", id, milliSep)
+	}
+	k, err = strconv.Atoi(digits)
 	if err != nil || k < 0 || k >= MilliPerGPU {
 		return "", 0, fmt.Errorf("device ID %q is not a gpufleet.io/gpu-milli ID (<GPU UUID>%s<000..999>)", id, milliSep)
 	}

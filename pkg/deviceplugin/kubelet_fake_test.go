@@ -3,7 +3,6 @@ package deviceplugin
 import (
 	"context"
 	"fmt"
-	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -46,6 +45,8 @@ type fakeKubelet struct {
 
 // endpoint is the kubelet's connection to one registered resource.
 type endpoint struct {
+	// seq is the number of the RegisterRequest that made it.
+	seq     int
 	conn    *grpc.ClientConn
 	client  pluginapi.DevicePluginClient
 	cancel  context.CancelFunc
@@ -53,6 +54,8 @@ type endpoint struct {
 	// devices is the latest ListAndWatch list; lists counts the lists.
 	devices []*pluginapi.Device
 	lists   int
+	// ended says the stream ended.
+	ended bool
 }
 
 // startFakeKubelet serves the Registration service on dir/kubelet.sock
@@ -128,17 +131,27 @@ func (k *fakeKubelet) restart(t *testing.T, keepPluginSockets bool) {
 	l := k.listen(t)
 	k.stop()
 	if !keepPluginSockets {
-		socks, err := filepath.Glob(filepath.Join(k.dir, "*.sock"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range socks {
-			if err := os.Remove(s); err != nil {
-				t.Fatalf("fake kubelet: removing %s: %v", s, err)
-			}
-		}
+		k.removePluginSockets(t)
 	}
 	k.serve(t, l)
+}
+
+// removePluginSockets removes every socket in the directory but the
+// kubelet's.
+func (k *fakeKubelet) removePluginSockets(t *testing.T) {
+	t.Helper()
+	socks, err := filepath.Glob(filepath.Join(k.dir, "*.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range socks {
+		if s == k.socket() {
+			continue
+		}
+		if err := os.Remove(s); err != nil {
+			t.Fatalf("fake kubelet: removing %s: %v", s, err)
+		}
+	}
 }
 
 // Register is the kubelet's Registration service: it connects to the
@@ -147,6 +160,7 @@ func (k *fakeKubelet) restart(t *testing.T, keepPluginSockets bool) {
 func (k *fakeKubelet) Register(ctx context.Context, r *pluginapi.RegisterRequest) (*pluginapi.Empty, error) {
 	k.mu.Lock()
 	k.requests = append(k.requests, r)
+	seq := len(k.requests) - 1
 	k.mu.Unlock()
 	conn, err := grpc.NewClient("unix://"+filepath.Join(k.dir, r.GetEndpoint()), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -161,7 +175,7 @@ func (k *fakeKubelet) Register(ctx context.Context, r *pluginapi.RegisterRequest
 		return nil, fmt.Errorf("fake kubelet: GetDevicePluginOptions on %q: %w", r.GetEndpoint(), err)
 	}
 	wctx, wcancel := context.WithCancel(context.Background())
-	ep := &endpoint{conn: conn, client: client, cancel: wcancel, options: opts}
+	ep := &endpoint{seq: seq, conn: conn, client: client, cancel: wcancel, options: opts}
 	k.mu.Lock()
 	if old := k.endpoints[r.GetResourceName()]; old != nil {
 		old.cancel()
@@ -177,6 +191,11 @@ func (k *fakeKubelet) Register(ctx context.Context, r *pluginapi.RegisterRequest
 // watch follows the plugin's ListAndWatch stream until it ends.
 func (k *fakeKubelet) watch(ctx context.Context, ep *endpoint) {
 	defer k.watchers.Done()
+	defer func() {
+		k.mu.Lock()
+		ep.ended = true
+		k.mu.Unlock()
+	}()
 	stream, err := ep.client.ListAndWatch(ctx, &pluginapi.Empty{})
 	if err != nil {
 		return
@@ -211,8 +230,9 @@ func (k *fakeKubelet) registeredSince(n int) []string {
 	return slices.Compact(out)
 }
 
-// waitRegistered waits until every resource registered after the first n
-// requests and the kubelet has its device list from that registration.
+// waitRegistered waits until exactly resources registered after the first
+// n requests and the kubelet has a device list through each such
+// registration's connection.
 func (k *fakeKubelet) waitRegistered(t *testing.T, n int, resources ...string) {
 	t.Helper()
 	want := slices.Sorted(slices.Values(resources))
@@ -220,8 +240,10 @@ func (k *fakeKubelet) waitRegistered(t *testing.T, n int, resources ...string) {
 		if !slices.Equal(k.registeredSince(n), want) {
 			return false
 		}
+		k.mu.Lock()
+		defer k.mu.Unlock()
 		for _, res := range resources {
-			if _, lists := k.devices(res); lists == 0 {
+			if ep := k.endpoints[res]; ep == nil || ep.seq < n || ep.lists == 0 {
 				return false
 			}
 		}
@@ -239,6 +261,18 @@ func (k *fakeKubelet) devices(resource string) ([]*pluginapi.Device, int) {
 		return nil, 0
 	}
 	return ep.devices, ep.lists
+}
+
+// streamsEnded says whether every plugin's ListAndWatch stream ended.
+func (k *fakeKubelet) streamsEnded() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, ep := range k.endpoints {
+		if !ep.ended {
+			return false
+		}
+	}
+	return true
 }
 
 // options returns what GetDevicePluginOptions answered for resource.
@@ -271,153 +305,4 @@ func (k *fakeKubelet) client(t *testing.T, resource string) pluginapi.DevicePlug
 		t.Fatalf("fake kubelet: no plugin registered %s", resource)
 	}
 	return ep.client
-}
-
-// available returns the healthy IDs of resource the kubelet has not given
-// out.
-func (k *fakeKubelet) available(resource string) map[string]bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	out := map[string]bool{}
-	if ep := k.endpoints[resource]; ep != nil {
-		for _, d := range ep.devices {
-			if d.GetHealth() == pluginapi.Healthy && !k.inUse[resource][d.GetID()] {
-				out[d.GetID()] = true
-			}
-		}
-	}
-	return out
-}
-
-// take records ids of resource as given out; give returns them.
-func (k *fakeKubelet) take(resource string, ids []string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.inUse[resource] == nil {
-		k.inUse[resource] = map[string]bool{}
-	}
-	for _, id := range ids {
-		k.inUse[resource][id] = true
-	}
-}
-
-func (k *fakeKubelet) give(resource string, ids []string) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	for _, id := range ids {
-		delete(k.inUse[resource], id)
-	}
-}
-
-// preferred calls GetPreferredAllocation for one container.
-func (k *fakeKubelet) preferred(t *testing.T, resource string, available, mustInclude []string, size int) ([]string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
-	defer cancel()
-	resp, err := k.client(t, resource).GetPreferredAllocation(ctx, &pluginapi.PreferredAllocationRequest{
-		ContainerRequests: []*pluginapi.ContainerPreferredAllocationRequest{{
-			AvailableDeviceIDs: available, MustIncludeDeviceIDs: mustInclude, AllocationSize: int32(size),
-		}},
-	})
-	if err != nil {
-		return nil, err
-	}
-	if n := len(resp.GetContainerResponses()); n != 1 {
-		t.Fatalf("GetPreferredAllocation answered %d containers for 1", n)
-	}
-	return resp.GetContainerResponses()[0].GetDeviceIDs(), nil
-}
-
-// allocate calls Allocate with one container request per ID list.
-func (k *fakeKubelet) allocate(t *testing.T, resource string, ids ...[]string) ([]*pluginapi.ContainerAllocateResponse, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
-	defer cancel()
-	req := &pluginapi.AllocateRequest{}
-	for _, c := range ids {
-		req.ContainerRequests = append(req.ContainerRequests, &pluginapi.ContainerAllocateRequest{DevicesIds: c})
-	}
-	resp, err := k.client(t, resource).Allocate(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	if len(resp.GetContainerResponses()) != len(ids) {
-		t.Fatalf("Allocate answered %d containers for %d", len(resp.GetContainerResponses()), len(ids))
-	}
-	return resp.GetContainerResponses(), nil
-}
-
-// preStart calls PreStartContainer for a container holding ids.
-func (k *fakeKubelet) preStart(t *testing.T, resource string, ids []string) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), callTimeout)
-	defer cancel()
-	_, err := k.client(t, resource).PreStartContainer(ctx, &pluginapi.PreStartContainerRequest{DevicesIds: ids})
-	return err
-}
-
-// containerAlloc is what the fake kubelet did for one container.
-type containerAlloc struct {
-	resource string
-	// asked says whether the kubelet called GetPreferredAllocation (not
-	// when devices reused from init containers cover the request).
-	asked       bool
-	mustInclude []string
-	preferred   []string
-	// devices are the IDs the container got; resp is Allocate's answer.
-	devices []string
-	resp    *pluginapi.ContainerAllocateResponse
-}
-
-// allocateContainer gives a container size IDs of resource as the kubelet's
-// device manager does (devicesToAllocate): reusable IDs of the pod's init
-// containers first; then it asks the plugin's preference among the
-// available IDs, takes the preferred ones and fills up in the kubelet's
-// arbitrary (map) order; then it records the IDs as given out and calls
-// Allocate.
-func (k *fakeKubelet) allocateContainer(t *testing.T, resource string, size int, reusable map[string]bool) (*containerAlloc, error) {
-	t.Helper()
-	a := &containerAlloc{resource: resource}
-	var devices []string
-	for id := range reusable {
-		if len(devices) == size {
-			break
-		}
-		devices = append(devices, id)
-	}
-	var taken []string
-	if len(devices) < size {
-		avail := k.available(resource)
-		if len(avail) < size-len(devices) {
-			return nil, fmt.Errorf("requested number of devices unavailable for %s. Requested: %d, Available: %d", resource, size-len(devices), len(avail))
-		}
-		offer := append(slices.Collect(maps.Keys(avail)), devices...)
-		a.asked, a.mustInclude = true, slices.Clone(devices)
-		pref, err := k.preferred(t, resource, offer, a.mustInclude, size)
-		if err != nil {
-			return nil, err
-		}
-		a.preferred = pref
-		for _, id := range pref {
-			if len(devices) < size && avail[id] && !slices.Contains(devices, id) {
-				devices, taken = append(devices, id), append(taken, id)
-			}
-		}
-		for id := range avail {
-			if len(devices) == size {
-				break
-			}
-			if !slices.Contains(devices, id) {
-				devices, taken = append(devices, id), append(taken, id)
-			}
-		}
-	}
-	k.take(resource, taken)
-	resps, err := k.allocate(t, resource, devices)
-	if err != nil {
-		k.give(resource, taken)
-		return nil, err
-	}
-	a.devices, a.resp = devices, resps[0]
-	return a, nil
 }

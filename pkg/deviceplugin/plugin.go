@@ -75,7 +75,7 @@ type Plugin struct {
 	health *healthState
 
 	mu      sync.Mutex
-	steered map[types.UID]time.Time
+	steered map[steerKey]steered
 	// preferredFor remembers which pod each steered device set was for, so
 	// PreStartContainer can name the pod of an init container (the
 	// pod-resources API leaves those out).
@@ -119,7 +119,7 @@ func New(cfg Config) (*Plugin, error) {
 	}
 	p := &Plugin{
 		cfg: cfg, inv: inv, metrics: newMetrics(),
-		steered: map[types.UID]time.Time{}, preferredFor: map[string]types.UID{},
+		steered: map[steerKey]steered{}, preferredFor: map[string]types.UID{},
 	}
 	p.health = newHealthState(inv, cfg.Health)
 	return p, nil

@@ -137,37 +137,101 @@ func freeMilli(g *GPU, available, taken []string, n int) []string {
 	return out
 }
 
-// chooseWhole picks whole GPUs for a pod without an annotation: GPUs with
-// no shares given out, the set with the most NVLinks among its members
-// (greedy), lowest index on ties.
+// chooseWhole picks whole GPUs for a pod without an annotation: among
+// the free GPUs with no shares given out, the set with the most NVLinks
+// among its members (with mustInclude), the lowest indices on ties;
+// exhaustive up to maxExhaustive candidates, greedy beyond.
 func (inv *inventory) chooseWhole(v *nodeView, available, mustInclude []string, size int) []string {
 	avail := setOf(available)
 	out := slices.Clone(mustInclude)
-	chosen := map[int]bool{}
+	var chosen []int
 	for _, id := range mustInclude {
 		if g, err := inv.gpuOf(ResourceWhole, id); err == nil {
-			chosen[g.Index] = true
+			chosen = append(chosen, g.Index)
 		}
 	}
-	for len(out) < size {
+	var cands []int
+	for _, g := range inv.gpus {
+		if !slices.Contains(chosen, g.Index) && avail[wholeID(g.UUID)] && v.milli[g.Index] == 0 {
+			cands = append(cands, g.Index)
+		}
+	}
+	slices.Sort(cands)
+	need := size - len(out)
+	if need <= 0 {
+		return out
+	}
+	var pick []int
+	switch {
+	case need >= len(cands):
+		pick = cands
+	case len(cands) <= maxExhaustive:
+		pick = inv.bestLinked(chosen, cands, need)
+	default:
+		pick = inv.greedyLinked(chosen, cands, need)
+	}
+	for _, i := range pick {
+		out = append(out, wholeID(inv.byIndex[i].UUID))
+	}
+	return out
+}
+
+// maxExhaustive bounds the candidates chooseWhole tries every subset of.
+const maxExhaustive = 16
+
+// links counts the NVLinks between GPU i and the GPUs of set.
+func (inv *inventory) links(i int, set []int) int {
+	n := 0
+	for _, j := range set {
+		n += inv.byIndex[i].Links[j]
+	}
+	return n
+}
+
+// bestLinked returns the need candidates (in ascending order) that, with
+// chosen, have the most NVLinks among them; the first such set in
+// lexicographic order.
+func (inv *inventory) bestLinked(chosen, cands []int, need int) []int {
+	var best []int
+	bestLinks := -1
+	cur := make([]int, 0, need)
+	var walk func(from, links int)
+	walk = func(from, links int) {
+		if len(cur) == need {
+			if links > bestLinks {
+				best, bestLinks = slices.Clone(cur), links
+			}
+			return
+		}
+		for k := from; k <= len(cands)-(need-len(cur)); k++ {
+			i := cands[k]
+			add := inv.links(i, chosen) + inv.links(i, cur)
+			cur = append(cur, i)
+			walk(k+1, links+add)
+			cur = cur[:len(cur)-1]
+		}
+	}
+	walk(0, 0)
+	return best
+}
+
+// greedyLinked adds, need times, the candidate with the most NVLinks to
+// the set so far (lowest index on ties).
+func (inv *inventory) greedyLinked(chosen, cands []int, need int) []int {
+	set := slices.Clone(chosen)
+	var out []int
+	for range need {
 		best, bestLinks := -1, -1
-		for _, g := range inv.gpus {
-			if chosen[g.Index] || !avail[wholeID(g.UUID)] || v.milli[g.Index] > 0 {
+		for _, i := range cands {
+			if slices.Contains(set, i) {
 				continue
 			}
-			links := 0
-			for c := range chosen {
-				links += g.Links[c]
-			}
-			if links > bestLinks || links == bestLinks && g.Index < best {
-				best, bestLinks = g.Index, links
+			if l := inv.links(i, set); l > bestLinks {
+				best, bestLinks = i, l
 			}
 		}
-		if best < 0 {
-			break
-		}
-		chosen[best] = true
-		out = append(out, wholeID(inv.byIndex[best].UUID))
+		set = append(set, best)
+		out = append(out, best)
 	}
 	return out
 }

@@ -85,6 +85,11 @@ func TestPreferredAllocationSteersToTheAnnotatedGPUs(t *testing.T) {
 			pod:  newPod("infer").on("1").sidecar("proxy", ResourceMilli, 250).app("main", ResourceMilli, 250).obj(),
 		},
 		{
+			name: "GPU sidecar, then a plain init container with a share, CPU-only app",
+			held: []holding{{pod: "batch", on: "5", resource: ResourceMilli, ids: milliIDs(5, 0, 700)}},
+			pod:  newPod("infer").on("3").sidecar("model", ResourceMilli, 250).init("warmup", ResourceMilli, 250).app("api", "", 0).obj(),
+		},
+		{
 			name: "share for an init container only",
 			pod:  newPod("convert").on("7").init("convert", ResourceMilli, 500).app("serve", "", 0).obj(),
 		},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -159,9 +160,10 @@ func (p *Plugin) register(ctx context.Context, resource string) error {
 	return nil
 }
 
+// socketPathBase is the socket's name in the kubelet's directory: what
+// the kubelet expects as the endpoint.
 func (p *Plugin) socketPathBase(resource string) string {
-	path := p.socketPath(resource)
-	return path[len(p.cfg.Dir):]
+	return filepath.Base(p.socketPath(resource))
 }
 
 func (p *Plugin) removeSockets() {

@@ -82,13 +82,13 @@ func (s *resourceServer) GetPreferredAllocation(ctx context.Context, req *plugin
 			if p.cfg.OnMismatch == OnMismatchRefuse {
 				return nil, status.Error(codes.FailedPrecondition, steer.msg)
 			}
-			logger.Info("Annotated GPUs unavailable; the kubelet chooses", "reason", steer.msg)
-			ids, err = nil, nil
+			logger.Info("Annotated GPUs unavailable; choosing other devices", "reason", steer.msg)
+			ids, err = p.inv.preferred(s.resource, nil, v, cr.GetAvailableDeviceIDs(), cr.GetMustIncludeDeviceIDs(), int(cr.GetAllocationSize()))
 		}
 		if err != nil {
 			return nil, status.Error(codes.Internal, err.Error())
 		}
-		p.remember(a, ids)
+		p.remember(a, s.resource, ids)
 		if a != nil {
 			logger.V(2).Info("Steered allocation", "pod", klog.KObj(a.pod), "resource", s.resource, "size", cr.GetAllocationSize(), "gpus", gpuIndicesOf(p.inv, s.resource, ids))
 		}

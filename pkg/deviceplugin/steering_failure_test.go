@@ -65,6 +65,7 @@ var steeringFailures = []struct {
 func TestSteeringFailureIsRefusedAndReported(t *testing.T) {
 	for _, tc := range steeringFailures {
 		t.Run(tc.name, func(t *testing.T) {
+			// No OnMismatch: refusing is the default.
 			h := startSteeringFailure(t, tc.held, tc.unhealthy)
 			res, _ := gpuRequest(t, tc.pod.Spec.Containers[0])
 
@@ -105,7 +106,6 @@ func TestSteeringFailureUnderWarnIsReportedAndNotRefused(t *testing.T) {
 // Under warn, a pod whose annotated GPU cannot be had must still get a
 // usable allocation: a share on one GPU that is not given out whole.
 func TestSteeringFailureUnderWarnStillAdmitsAShare(t *testing.T) {
-	t.Skip("BUG: server.go GetPreferredAllocation answers a steering failure under OnMismatchWarn with an empty preference (ids, err = nil, nil), so the kubelet fills a share from its unordered set of free milli IDs, which spreads it over several GPUs; Allocate (allocate.go) then refuses it as spanning GPUs and the pod is rejected, although warn promises to let it start. The plugin's own choice (chooseMilli) would keep it on one GPU")
 	h := startSteeringFailure(t, steeringFailures[0].held, nil, warnOnMismatch)
 	pod := steeringFailures[0].pod.DeepCopy()
 

@@ -80,11 +80,11 @@ func (p *Plugin) verify(ctx context.Context, resource string, ids []string) erro
 }
 
 // remember records the pod a preferred device set was steered for.
-func (p *Plugin) remember(a *admission, ids []string) {
+func (p *Plugin) remember(a *admission, resource string, ids []string) {
 	if a == nil {
 		return
 	}
-	p.steer(a.pod.UID)
+	p.steer(a.pod.UID, resource)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.preferredFor) > 4096 {
