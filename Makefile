@@ -176,13 +176,13 @@ sim-paper: ## gpusim vs the FGD paper: mean over seeds 42..51 on the five openb 
 
 .PHONY: test-gpu
 test-gpu: ## Tests that need a GPU and the CUDA libraries (make test-gpu on a GPU machine; not part of make test).
-	$(GO) test -tags gpu -count=1 -v ./pkg/inference/backend/cuda/
+	$(GO) test -tags gpu -count=1 -v ./pkg/inference/backend/cuda/ ./pkg/deviceplugin/
 
 .PHONY: verify
 verify: $(BIN)/staticcheck ## gofmt, go vet, go mod tidy leaves no diff, staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags gpu ./pkg/inference/backend/cuda/
+	$(GO) vet -tags gpu ./pkg/inference/backend/cuda/ ./pkg/deviceplugin/
 	$(GO) mod tidy -diff
 	cd hack/tools && $(GO) mod tidy -diff
 	cd hack/containerd && $(GO) mod tidy -diff

@@ -25,7 +25,8 @@ type Started struct {
 	CreateToRunning time.Duration
 }
 
-// CreateAll creates one pod per shape at once (named prefix-000, ...) and
+// CreateAll creates one pod per shape at once, in order (named prefix-000,
+// ...), and
 // waits until every one runs. A pod that fails, or is not running by the
 // deadline, is an error that names it and its events.
 func (e *Env) CreateAll(ctx context.Context, prefix string, shapes []Shape, timeout time.Duration) ([]Started, error) {
@@ -38,19 +39,24 @@ func (e *Env) CreateAll(ctx context.Context, prefix string, shapes []Shape, time
 	defer func() { w.Stop() }()
 	var mu sync.Mutex
 	created := map[string]time.Time{}
+	// Sixteen creators take the pods in order: the first pods of shapes
+	// reach the scheduler first.
 	errc := make(chan error, len(shapes))
-	sem := make(chan struct{}, 16)
-	for i, s := range shapes {
+	next := make(chan int, len(shapes))
+	for i := range shapes {
+		next <- i
+	}
+	close(next)
+	for range 16 {
 		go func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			pod := Pod(podName(prefix, i), s)
-			start := time.Now()
-			mu.Lock()
-			created[pod.Name] = start
-			mu.Unlock()
-			_, err := e.Client.CoreV1().Pods(Namespace).Create(ctx, pod, metav1.CreateOptions{})
-			errc <- err
+			for i := range next {
+				pod := Pod(podName(prefix, i), shapes[i])
+				mu.Lock()
+				created[pod.Name] = time.Now()
+				mu.Unlock()
+				_, err := e.Client.CoreV1().Pods(Namespace).Create(ctx, pod, metav1.CreateOptions{})
+				errc <- err
+			}
 		}()
 	}
 	for range shapes {

@@ -36,16 +36,31 @@ const podWaitTimeout = 2 * time.Second
 func (p *Plugin) admitting(ctx context.Context, resource string, v *nodeView) *admission {
 	logger := klog.FromContext(ctx)
 	var found []*admission
+	var unknown []podDevices
 	for _, pd := range v.pods {
+		pod, ok := p.cfg.Pods.ByName(pd.Namespace, pd.Name)
+		if !ok {
+			unknown = append(unknown, pd)
+			continue
+		}
+		if requestsResource(pod, resource) && p.pendingDevices(pod, resource, pd) {
+			found = append(found, &admission{pod: pod, devices: pd})
+		}
+	}
+	// Only one pod waits, so a pod the index has not seen yet (it lags the
+	// kubelet by a moment) matters only when no known pod waits.
+	for _, pd := range unknown {
+		if len(found) > 0 {
+			break
+		}
 		pod := p.waitForPod(ctx, pd.Namespace, pd.Name)
 		if pod == nil {
 			logger.Info("Pod listed by the kubelet is unknown to the pod index; it is not considered for admission", "pod", klog.KRef(pd.Namespace, pd.Name))
 			continue
 		}
-		if !requestsResource(pod, resource) || !p.pendingDevices(pod, resource, pd) {
-			continue
+		if requestsResource(pod, resource) && p.pendingDevices(pod, resource, pd) {
+			found = append(found, &admission{pod: pod, devices: pd})
 		}
-		found = append(found, &admission{pod: pod, devices: pd})
 	}
 	switch len(found) {
 	case 0:

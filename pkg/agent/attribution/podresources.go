@@ -136,10 +136,15 @@ func (c *PodResourcesClient) Refresh(ctx context.Context) error {
 // List returns the kubelet's current view of every active pod's devices,
 // uncached (the device plugin reads it while the kubelet admits a pod). It
 // does not touch the map Lookup answers from.
+// Calls run concurrently: only getting the connection is serialized.
 func (c *PodResourcesClient) List(ctx context.Context) ([]*podresourcesv1.PodResources, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	resp, err := c.listLocked(ctx)
+	client, err := c.clientLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.list(ctx, client)
 	if err != nil {
 		return nil, err
 	}
@@ -147,13 +152,23 @@ func (c *PodResourcesClient) List(ctx context.Context) ([]*podresourcesv1.PodRes
 }
 
 func (c *PodResourcesClient) listLocked(ctx context.Context) (*podresourcesv1.ListPodResourcesResponse, error) {
-	if c.closed {
-		return nil, fmt.Errorf("pod-resources client for %s is closed", c.socket)
-	}
-	client, err := c.connectLocked()
+	client, err := c.clientLocked()
 	if err != nil {
 		return nil, err
 	}
+	return c.list(ctx, client)
+}
+
+func (c *PodResourcesClient) clientLocked() (podresourcesv1.PodResourcesListerClient, error) {
+	if c.closed {
+		return nil, fmt.Errorf("pod-resources client for %s is closed", c.socket)
+	}
+	return c.connectLocked()
+}
+
+// list calls List on the kubelet once, or twice after a connection the
+// kubelet had just closed.
+func (c *PodResourcesClient) list(ctx context.Context, client podresourcesv1.PodResourcesListerClient) (*podresourcesv1.ListPodResourcesResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
 	defer cancel()
 	// WaitForReady: a connection in reconnect backoff waits for the kubelet
