@@ -21,9 +21,10 @@ type PluginMetrics struct {
 	// Counters are the counters and gauges, summed over labels.
 	Counters map[string]float64
 	// calls are the call-duration histogram's cumulative bucket counts by
-	// upper bound, summed over methods and resources.
-	calls map[float64]uint64
-	count uint64
+	// upper bound, summed over resources: by method, and over all methods
+	// under "".
+	calls map[string]map[float64]uint64
+	count map[string]uint64
 }
 
 // ScrapePlugin reads the agent's /metrics.
@@ -56,7 +57,7 @@ func parsePluginMetrics(body []byte) (*PluginMetrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing the agent's metrics: %w", err)
 	}
-	m := &PluginMetrics{Counters: map[string]float64{}, calls: map[float64]uint64{}}
+	m := &PluginMetrics{Counters: map[string]float64{}, calls: map[string]map[float64]uint64{}, count: map[string]uint64{}}
 	for name, f := range families {
 		for _, metric := range f.GetMetric() {
 			switch f.GetType() {
@@ -69,9 +70,20 @@ func parsePluginMetrics(body []byte) (*PluginMetrics, error) {
 					continue
 				}
 				h := metric.GetHistogram()
-				m.count += h.GetSampleCount()
-				for _, b := range h.GetBucket() {
-					m.calls[b.GetUpperBound()] += b.GetCumulativeCount()
+				method := ""
+				for _, l := range metric.GetLabel() {
+					if l.GetName() == "method" {
+						method = l.GetValue()
+					}
+				}
+				for _, k := range []string{"", method} {
+					if m.calls[k] == nil {
+						m.calls[k] = map[float64]uint64{}
+					}
+					m.count[k] += h.GetSampleCount()
+					for _, b := range h.GetBucket() {
+						m.calls[k][b.GetUpperBound()] += b.GetCumulativeCount()
+					}
 				}
 			}
 		}
@@ -79,24 +91,25 @@ func parsePluginMetrics(body []byte) (*PluginMetrics, error) {
 	return m, nil
 }
 
-// CallQuantile is the q-quantile (0..1) of the plugin's kubelet calls
-// (GetPreferredAllocation, Allocate, PreStartContainer) made since before,
-// interpolated within the histogram's buckets; NaN without calls.
-func (m *PluginMetrics) CallQuantile(before *PluginMetrics, q float64) float64 {
-	total := m.count
+// CallQuantile is the q-quantile (0..1) of the plugin's kubelet calls of
+// method (GetPreferredAllocation, Allocate, PreStartContainer; "": all)
+// made since before, interpolated within the histogram's buckets; NaN
+// without calls.
+func (m *PluginMetrics) CallQuantile(before *PluginMetrics, method string, q float64) float64 {
+	total := m.count[method]
 	if before != nil {
-		total -= before.count
+		total -= before.count[method]
 	}
 	if total == 0 {
 		return math.NaN()
 	}
-	bounds := slices.Sorted(maps.Keys(m.calls))
+	bounds := slices.Sorted(maps.Keys(m.calls[method]))
 	rank := q * float64(total)
 	prevBound, prevCount := 0.0, 0.0
 	for _, ub := range bounds {
-		c := float64(m.calls[ub])
+		c := float64(m.calls[method][ub])
 		if before != nil {
-			c -= float64(before.calls[ub])
+			c -= float64(before.calls[method][ub])
 		}
 		if c >= rank {
 			if math.IsInf(ub, 1) {

@@ -80,6 +80,50 @@ type Plugin struct {
 	// PreStartContainer can name the pod of an init container (the
 	// pod-resources API leaves those out).
 	preferredFor map[string]types.UID
+	// lastSteer is the node view of the last GetPreferredAllocation, for
+	// the Allocate of the same container that follows it.
+	lastSteer *steerView
+}
+
+// steerView is a node view read by GetPreferredAllocation with the device
+// IDs it preferred.
+type steerView struct {
+	resource string
+	ids      map[string]bool
+	view     *nodeView
+	at       time.Time
+}
+
+// steerViewTTL bounds how old a GetPreferredAllocation's view may be for
+// the Allocate that follows it.
+const steerViewTTL = time.Second
+
+// keepSteerView keeps the view a GetPreferredAllocation read.
+func (p *Plugin) keepSteerView(resource string, ids []string, v *nodeView) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.lastSteer = &steerView{resource: resource, ids: setOf(ids), view: v, at: time.Now()}
+}
+
+// allocateView returns the node's allocations for an Allocate of ids: the
+// view of the GetPreferredAllocation just before it when the kubelet took
+// devices it preferred (the kubelet admits one container at a time, so
+// nothing was allocated in between), else a new List.
+func (p *Plugin) allocateView(ctx context.Context, resource string, ids []string) (*nodeView, error) {
+	p.mu.Lock()
+	last := p.lastSteer
+	p.lastSteer = nil
+	p.mu.Unlock()
+	if last != nil && last.resource == resource && time.Since(last.at) < steerViewTTL {
+		all := true
+		for _, id := range ids {
+			all = all && last.ids[id]
+		}
+		if all {
+			return last.view, nil
+		}
+	}
+	return p.nodeView(ctx)
 }
 
 // New checks cfg and returns a plugin; Run serves it.

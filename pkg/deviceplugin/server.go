@@ -89,6 +89,7 @@ func (s *resourceServer) GetPreferredAllocation(ctx context.Context, req *plugin
 			return nil, status.Error(codes.Internal, err.Error())
 		}
 		p.remember(a, s.resource, ids)
+		p.keepSteerView(s.resource, ids, v)
 		if a != nil {
 			logger.V(2).Info("Steered allocation", "pod", klog.KObj(a.pod), "resource", s.resource, "size", cr.GetAllocationSize(), "gpus", gpuIndicesOf(p.inv, s.resource, ids))
 		}
@@ -100,12 +101,12 @@ func (s *resourceServer) GetPreferredAllocation(ctx context.Context, req *plugin
 // Allocate maps the kubelet's device IDs to GPUs.
 func (s *resourceServer) Allocate(ctx context.Context, req *pluginapi.AllocateRequest) (*pluginapi.AllocateResponse, error) {
 	defer s.observe("Allocate", time.Now())
-	v, err := s.p.nodeView(ctx)
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "cannot check that no GPU is given out both whole and in shares: %v", err)
-	}
 	resp := &pluginapi.AllocateResponse{}
 	for _, cr := range req.GetContainerRequests() {
+		v, err := s.p.allocateView(ctx, s.resource, cr.GetDevicesIds())
+		if err != nil {
+			return nil, status.Errorf(codes.Unavailable, "cannot check that no GPU is given out both whole and in shares: %v", err)
+		}
 		c, err := s.p.allocate(s.resource, cr.GetDevicesIds(), v)
 		if err != nil {
 			return nil, status.Error(codes.FailedPrecondition, err.Error())
