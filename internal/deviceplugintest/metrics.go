@@ -18,7 +18,8 @@ import (
 
 // PluginMetrics is what the agent's device plugin reported on /metrics.
 type PluginMetrics struct {
-	// Counters are the counters and gauges, summed over labels.
+	// Counters are the counters and gauges, and histograms' _sum and
+	// _count, summed over labels.
 	Counters map[string]float64
 	// calls are the call-duration histogram's cumulative bucket counts by
 	// upper bound, summed over resources: by method, and over all methods
@@ -66,10 +67,12 @@ func parsePluginMetrics(body []byte) (*PluginMetrics, error) {
 			case dto.MetricType_GAUGE:
 				m.Counters[name] += metric.GetGauge().GetValue()
 			case dto.MetricType_HISTOGRAM:
+				h := metric.GetHistogram()
+				m.Counters[name+"_sum"] += h.GetSampleSum()
+				m.Counters[name+"_count"] += float64(h.GetSampleCount())
 				if name != "gpufleet_deviceplugin_call_duration_seconds" {
 					continue
 				}
-				h := metric.GetHistogram()
 				method := ""
 				for _, l := range metric.GetLabel() {
 					if l.GetName() == "method" {

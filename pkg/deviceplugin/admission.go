@@ -125,7 +125,9 @@ func (p *Plugin) pendingDevices(pod *corev1.Pod, resource string, pd podDevices)
 // for the index to catch up with the kubelet.
 func (p *Plugin) waitForPod(ctx context.Context, namespace, name string) *corev1.Pod {
 	// The real clock: this waits on another goroutine, not on Config.Now.
-	deadline := time.Now().Add(podWaitTimeout)
+	start := time.Now()
+	defer func() { p.metrics.indexWaits.Observe(time.Since(start).Seconds()) }()
+	deadline := start.Add(podWaitTimeout)
 	for {
 		if pod, ok := p.cfg.Pods.ByName(namespace, name); ok {
 			return pod

@@ -6,6 +6,8 @@ import (
 
 type metrics struct {
 	calls         *prometheus.HistogramVec
+	lists         prometheus.Histogram
+	indexWaits    prometheus.Histogram
 	mismatches    *prometheus.CounterVec
 	steerFailures *prometheus.CounterVec
 	unidentified  *prometheus.CounterVec
@@ -16,6 +18,9 @@ type metrics struct {
 	devices       *prometheus.GaugeVec
 }
 
+// callBuckets are fine below the 20 ms target of a kubelet call.
+var callBuckets = []float64{.0005, .001, .002, .003, .004, .005, .0075, .01, .0125, .015, .0175, .02, .025, .03, .04, .05, .075, .1, .25, .5, 1, 2.5}
+
 func newMetrics() *metrics {
 	const ns = "gpufleet_deviceplugin_"
 	res := []string{"resource"}
@@ -24,11 +29,20 @@ func newMetrics() *metrics {
 	}
 	return &metrics{
 		calls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: ns + "call_duration_seconds",
-			Help: "Time the device plugin took to answer a kubelet call, by method (GetPreferredAllocation, Allocate, PreStartContainer) and resource.",
-			// Fine below the 20 ms target.
-			Buckets: []float64{.0005, .001, .002, .003, .004, .005, .0075, .01, .0125, .015, .0175, .02, .025, .03, .04, .05, .075, .1, .25, .5, 1, 2.5},
+			Name:    ns + "call_duration_seconds",
+			Help:    "Time the device plugin took to answer a kubelet call, by method (GetPreferredAllocation, Allocate, PreStartContainer) and resource.",
+			Buckets: callBuckets,
 		}, []string{"method", "resource"}),
+		lists: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    ns + "podresources_list_duration_seconds",
+			Help:    "Time the kubelet took to answer the plugin's pod-resources List (part of every call's time).",
+			Buckets: callBuckets,
+		}),
+		indexWaits: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    ns + "pod_index_wait_seconds",
+			Help:    "Time GetPreferredAllocation waited for the pod index to see a pod the kubelet already listed.",
+			Buckets: callBuckets,
+		}),
 		mismatches:    counter("mismatches_total", "Containers whose devices were not the GPUs of their pod's gpufleet.io/gpu-indices annotation at PreStartContainer."),
 		steerFailures: counter("steering_failures_total", "Admissions whose annotated GPUs the node could not give (GetPreferredAllocation)."),
 		unidentified:  counter("unidentified_admissions_total", "GetPreferredAllocation calls for which no pod waiting for devices was found; the plugin chose devices itself."),
@@ -44,7 +58,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.calls, m.mismatches, m.steerFailures, m.unidentified, m.ambiguous, m.verified, m.unverified, m.registrations, m.devices}
+	return []prometheus.Collector{m.calls, m.lists, m.indexWaits, m.mismatches, m.steerFailures, m.unidentified, m.ambiguous, m.verified, m.unverified, m.registrations, m.devices}
 }
 
 // Collectors returns the plugin's metrics for the agent's /metrics.

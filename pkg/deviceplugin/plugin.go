@@ -199,7 +199,9 @@ func (p *Plugin) kubeletSocket() string {
 
 // nodeView lists the kubelet's allocations now.
 func (p *Plugin) nodeView(ctx context.Context) (*nodeView, error) {
+	start := time.Now()
 	list, err := p.cfg.PodResources.List(ctx)
+	p.metrics.lists.Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, err
 	}
