@@ -65,9 +65,6 @@ type Config struct {
 	Now func() time.Time
 }
 
-// listTimeout bounds one pod-resources List.
-const listTimeout = 5 * time.Second
-
 // Plugin is the device plugin: one gRPC server per advertised resource,
 // registered with the kubelet and re-registered when the kubelet restarts.
 type Plugin struct {
@@ -164,9 +161,6 @@ func New(cfg Config) (*Plugin, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("device plugin: %w", err)
 	}
-	// Concurrent calls (PreStartContainer for many starting containers)
-	// share the kubelet's Lists.
-	cfg.PodResources = newBatchLister(cfg.PodResources, listTimeout)
 	p := &Plugin{
 		cfg: cfg, inv: inv, metrics: newMetrics(),
 		steered: map[steerKey]steered{}, preferredFor: map[string]types.UID{},
