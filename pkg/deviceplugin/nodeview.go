@@ -73,16 +73,6 @@ func (inv *inventory) view(list []*podresourcesv1.PodResources) *nodeView {
 	return v
 }
 
-// pod returns the listed pod namespace/name.
-func (v *nodeView) pod(namespace, name string) (podDevices, bool) {
-	for _, p := range v.pods {
-		if p.Namespace == namespace && p.Name == name {
-			return p, true
-		}
-	}
-	return podDevices{}, false
-}
-
 // holder returns the container that holds exactly the device IDs ids of
 // resource, as sets.
 func (v *nodeView) holder(resource string, ids []string) (containerRef, bool) {
