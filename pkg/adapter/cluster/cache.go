@@ -313,7 +313,7 @@ func strip(obj any) (any, error) {
 		return stripPod(o), nil
 	case *corev1.Node:
 		return &corev1.Node{ObjectMeta: stripMeta(o.ObjectMeta, false),
-			Status: corev1.NodeStatus{Allocatable: gpuResources(o.Status.Allocatable)}}, nil
+			Status: corev1.NodeStatus{Allocatable: gfnames.GPUResources(o.Status.Allocatable)}}, nil
 	case *appsv1.ReplicaSet:
 		return &appsv1.ReplicaSet{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
 	case *appsv1.Deployment:
@@ -390,33 +390,19 @@ func finishTimes(cs []corev1.ContainerStatus) []corev1.ContainerStatus {
 	return out
 }
 
-// gpuResources keeps only the GPU resources of a resource list.
-func gpuResources(rl corev1.ResourceList) corev1.ResourceList {
-	var out corev1.ResourceList
-	for _, name := range []corev1.ResourceName{gfnames.ResourceGPU, gfnames.ResourceGPUMilli} {
-		if q, ok := rl[name]; ok {
-			if out == nil {
-				out = corev1.ResourceList{}
-			}
-			out[name] = q
-		}
-	}
-	return out
-}
-
 // podGPURequests is a pod's effective GPU request: per resource, the larger
 // of the sum over its containers and the largest init container.
 func podGPURequests(p *corev1.Pod) corev1.ResourceList {
 	out := corev1.ResourceList{}
 	for _, c := range p.Spec.Containers {
-		for name, q := range gpuResources(c.Resources.Requests) {
+		for name, q := range gfnames.GPUResources(c.Resources.Requests) {
 			sum := out[name]
 			sum.Add(q)
 			out[name] = sum
 		}
 	}
 	for _, c := range p.Spec.InitContainers {
-		for name, q := range gpuResources(c.Resources.Requests) {
+		for name, q := range gfnames.GPUResources(c.Resources.Requests) {
 			if cur, ok := out[name]; !ok || q.Cmp(cur) > 0 {
 				out[name] = q
 			}

@@ -183,23 +183,10 @@ func stripContainers(in []corev1.Container) []corev1.Container {
 			Name:          c.Name,
 			RestartPolicy: c.RestartPolicy,
 			Resources: corev1.ResourceRequirements{
-				Limits:   gpuResources(c.Resources.Limits),
-				Requests: gpuResources(c.Resources.Requests),
+				Limits:   names.GPUResources(c.Resources.Limits),
+				Requests: names.GPUResources(c.Resources.Requests),
 			},
 		})
-	}
-	return out
-}
-
-func gpuResources(in corev1.ResourceList) corev1.ResourceList {
-	var out corev1.ResourceList
-	for _, name := range []corev1.ResourceName{names.ResourceGPU, names.ResourceGPUMilli} {
-		if q, ok := in[name]; ok {
-			if out == nil {
-				out = corev1.ResourceList{}
-			}
-			out[name] = q
-		}
 	}
 	return out
 }
