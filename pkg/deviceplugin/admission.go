@@ -84,41 +84,43 @@ func (p *Plugin) admitting(ctx context.Context, resource string, v *nodeView) *a
 }
 
 // pendingDevices says whether a pod the kubelet lists still waits for
-// devices of resource: a listed container (sidecar or app container) asks
-// for it and holds none, or the pod has plain init containers that ask for
-// it (the List leaves those out) and the plugin has steered fewer of the
-// pod's containers than ask for it while the kubelet has not started the
-// pod. (An app container that reuses an init container's devices is never
-// steered, so such a pod counts as waiting until the kubelet starts it.)
+// devices of resource. The kubelet allocates a pod's containers in order,
+// init containers first, so the pod waits if a listed container (sidecar
+// or app container) that asks for the resource holds none. The List leaves
+// plain init containers out: those before a listed container that holds
+// devices were allocated before it; for those after the last one, the pod
+// waits while the kubelet has not started it and the plugin has steered
+// fewer of its containers than ask for the resource. (Devices one plain
+// init container reuses from an earlier one are never steered: such a pod
+// counts as waiting until the kubelet starts it.)
 func (p *Plugin) pendingDevices(pod *corev1.Pod, resource string, pd podDevices) bool {
-	listed, plainInit := 0, 0
+	asking, lastListed := 0, -1
+	visit := func(c *corev1.Container, listed bool) bool {
+		if containerRequest(c, resource) == 0 {
+			return false
+		}
+		asking++
+		if !listed {
+			return false
+		}
+		lastListed = asking - 1
+		return len(pd.Containers[c.Name][resource]) == 0
+	}
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
-		switch {
-		case containerRequest(c, resource) == 0:
-		case isSidecar(c):
-			listed++
-			if len(pd.Containers[c.Name][resource]) == 0 {
-				return true
-			}
-		default:
-			plainInit++
-		}
-	}
-	for i := range pod.Spec.Containers {
-		c := &pod.Spec.Containers[i]
-		if containerRequest(c, resource) == 0 {
-			continue
-		}
-		listed++
-		if len(pd.Containers[c.Name][resource]) == 0 {
+		if visit(c, isSidecar(c)) {
 			return true
 		}
 	}
-	if plainInit == 0 {
-		return false
+	for i := range pod.Spec.Containers {
+		if visit(&pod.Spec.Containers[i], true) {
+			return true
+		}
 	}
-	return pod.Status.StartTime == nil && p.steeredCount(pod.UID, resource) < listed+plainInit
+	if lastListed == asking-1 {
+		return false // no plain init container after the last listed one
+	}
+	return pod.Status.StartTime == nil && p.steeredCount(pod.UID, resource) < asking
 }
 
 // waitForPod returns the pod from the index, waiting up to podWaitTimeout

@@ -136,3 +136,31 @@ func TestPodUnknownToTheIndexIsGivenUpOn(t *testing.T) {
 		})
 	}
 }
+
+// A pod whose app container reused its init container's GPU (the kubelet
+// asks the plugin nothing for it) was admitted already: the next pod the
+// kubelet admits is the one to steer, though the first is older and not
+// started yet. (Seen on the real node: the first pod was steered again and
+// the second refused.)
+func TestInitReusePodIsNotTakenForTheNextAdmission(t *testing.T) {
+	h := start(t)
+	base := time.Date(2025, 5, 2, 10, 0, 0, 0, time.UTC)
+	first := newPod("init-reuse").on("1").init("setup", ResourceWhole, 1).app("main", ResourceWhole, 1).createdAt(base).obj()
+	allocs := h.mustAdmit(first)
+	if got := gpuIndices(ResourceWhole, allocs["main"].devices); !slices.Equal(got, []int{1}) {
+		t.Fatalf("first pod's app container on GPUs %v, want 1", got)
+	}
+	second := newPod("next").on("2,3").app("a", ResourceWhole, 1).app("b", ResourceWhole, 1).createdAt(base).obj()
+	allocs = h.mustAdmit(second)
+	var got []int
+	for _, c := range []string{"a", "b"} {
+		got = append(got, gpuIndices(ResourceWhole, allocs[c].devices)...)
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{2, 3}) {
+		t.Errorf("second pod's containers on GPUs %v, want 2 and 3", got)
+	}
+	if n := metric(t, h.plugin, "gpufleet_deviceplugin_ambiguous_admissions_total", "resource", ResourceWhole); n != 0 {
+		t.Errorf("ambiguous_admissions_total = %v, want 0", n)
+	}
+}

@@ -71,7 +71,9 @@ func (inv *inventory) steerWhole(a *admission, gpus []*GPU, v *nodeView, availab
 		}
 		id := wholeID(g.UUID)
 		switch {
-		case slices.Contains(out, id) || held[id]:
+		case slices.Contains(out, id):
+		case held[id]:
+			why = append(why, fmt.Sprintf("GPU %d is held by another container of the pod", g.Index))
 		case v.milli[g.Index] > 0:
 			why = append(why, fmt.Sprintf("GPU %d has %d milli given out in shares (%s)", g.Index, v.milli[g.Index], refs(v.sharers[g.Index])))
 		case !avail[id]:
