@@ -4,6 +4,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -65,8 +66,17 @@ func TestRealDeployment(t *testing.T) {
 	if c.Image != "gpufleet/inference-server:dev" || spec.SchedulerName != "gpufleet-scheduler" || d.Spec.Template.Annotations[names.AnnotationGPUModel] == "" {
 		t.Errorf("image %q scheduler %q annotations %v", c.Image, spec.SchedulerName, d.Spec.Template.Annotations)
 	}
-	if !slices.Contains(c.Args, "--gpu-indices=$(GPU_INDICES)") || c.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.annotations['"+names.AnnotationGPUIndices+"']" {
-		t.Errorf("the server does not learn its GPUs from its annotation: args %v env %+v", c.Args, c.Env)
+	// Its GPU comes from the device plugin (GPUFLEET_GPU_INDICES in the
+	// container's environment), not from the pod telling the server.
+	for _, a := range c.Args {
+		if strings.HasPrefix(a, "--gpu-indices") {
+			t.Errorf("the server is told its GPUs by a flag: %s", a)
+		}
+	}
+	for _, e := range c.Env {
+		if e.Name == "GPUFLEET_GPU_INDICES" || e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && strings.Contains(e.ValueFrom.FieldRef.FieldPath, names.AnnotationGPUIndices) {
+			t.Errorf("the pod sets the server's GPUs itself: %+v", e)
+		}
 	}
 	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet.Path != "/v2/health/ready" {
 		t.Errorf("readiness probe %+v", c.ReadinessProbe)
