@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -38,38 +37,22 @@ type Env struct {
 	Cluster *localcluster.Cluster
 	Node    *localcluster.RealNode
 	Client  kubernetes.Interface
-	kubectl string
 	// PodResources reads the kubelet's allocations, as the plugin does.
 	PodResources *attribution.PodResourcesClient
 }
 
 // Unavailable says why this machine cannot run Env, or nil.
-func Unavailable() error {
-	if err := localcluster.RealNodeSupported(); err != nil {
-		return err
-	}
-	for _, img := range append([]string{"pause"}, Images...) {
-		if _, err := localcluster.ImagePath(img); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func Unavailable() error { return localcluster.RealClusterUnavailable(Images...) }
 
 // Start starts the real cluster, applies the local overlay and waits until
 // the node advertises its GPUs through the agent. Stop it with Stop, also
 // after an error.
 func Start(ctx context.Context, binDir string) (*Env, error) {
-	var images []string
-	for _, img := range Images {
-		p, err := localcluster.ImagePath(img)
-		if err != nil {
-			return &Env{}, err
-		}
-		images = append(images, p)
-	}
 	e := &Env{}
-	var err error
+	images, err := localcluster.ImagePaths(Images...)
+	if err != nil {
+		return e, err
+	}
 	e.Cluster, e.Node, err = localcluster.StartRealCluster(ctx, localcluster.Options{BinDir: binDir}, localcluster.ControllerManagerOptions{},
 		localcluster.RealNodeOptions{
 			Images: images,
@@ -87,19 +70,8 @@ func Start(ctx context.Context, binDir string) (*Env, error) {
 	if err != nil {
 		return e, err
 	}
-	if binDir == "" {
-		if binDir, err = localcluster.DefaultBinDir(); err != nil {
-			return e, err
-		}
-	}
-	bins, err := localcluster.EnsureBinaries(ctx, binDir, localcluster.Kubectl)
-	if err != nil {
+	if err := e.Cluster.ApplyKustomization(ctx, binDir, filepath.Join(root, "manifests", "overlays", "local")); err != nil {
 		return e, err
-	}
-	e.kubectl = bins[localcluster.Kubectl]
-	overlay := filepath.Join(root, "manifests", "overlays", "local")
-	if out, err := exec.CommandContext(ctx, e.kubectl, "--kubeconfig", e.Cluster.KubeconfigPath, "apply", "-k", overlay).CombinedOutput(); err != nil {
-		return e, fmt.Errorf("kubectl apply -k %s: %v\n%s", overlay, err, out)
 	}
 	if err := e.WaitCapacity(ctx, GPUs, 3*time.Minute); err != nil {
 		return e, err

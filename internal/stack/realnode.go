@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -33,32 +32,17 @@ var RealNodeImages = []string{"gpu-agent", "metrics-adapter", "scheduler-plugin"
 // RealNodeUnavailable says why this machine cannot run the real-node stack
 // (see localcluster.RealNodeSupported), or that make images has not built
 // its images; nil when it can.
-func RealNodeUnavailable() error {
-	if err := localcluster.RealNodeSupported(); err != nil {
-		return err
-	}
-	for _, img := range append([]string{"pause"}, RealNodeImages...) {
-		if _, err := localcluster.ImagePath(img); err != nil {
-			return err
-		}
-	}
-	return nil
-}
+func RealNodeUnavailable() error { return localcluster.RealClusterUnavailable(RealNodeImages...) }
 
 // startReal brings the stack up on the real node: localcluster's real
 // cluster with gpufleet's images, and gpufleet installed as an admin would:
 // `kubectl apply -k manifests/overlays/local`; the agent is the node's
 // device plugin for its eight simulated GPUs.
 func (s *Stack) startReal(ctx context.Context, opts Options, step func(string)) error {
-	var images []string
-	for _, img := range RealNodeImages {
-		p, err := localcluster.ImagePath(img)
-		if err != nil {
-			return err
-		}
-		images = append(images, p)
+	images, err := localcluster.ImagePaths(RealNodeImages...)
+	if err != nil {
+		return err
 	}
-	var err error
 	s.Cluster, s.real, err = localcluster.StartRealCluster(ctx, localcluster.Options{BinDir: opts.BinDir},
 		localcluster.ControllerManagerOptions{ExtraArgs: []string{"--horizontal-pod-autoscaler-sync-period=1s"}},
 		localcluster.RealNodeOptions{
@@ -84,19 +68,8 @@ func (s *Stack) startReal(ctx context.Context, opts Options, step func(string)) 
 	if err != nil {
 		return err
 	}
-	binDir := opts.BinDir
-	if binDir == "" {
-		if binDir, err = localcluster.DefaultBinDir(); err != nil {
-			return err
-		}
-	}
-	bins, err := localcluster.EnsureBinaries(ctx, binDir, localcluster.Kubectl)
-	if err != nil {
+	if err := s.Cluster.ApplyKustomization(ctx, opts.BinDir, filepath.Join(root, "manifests", "overlays", "local")); err != nil {
 		return err
-	}
-	overlay := filepath.Join(root, "manifests", "overlays", "local")
-	if out, err := exec.CommandContext(ctx, bins[localcluster.Kubectl], "--kubeconfig", s.Cluster.KubeconfigPath, "apply", "-k", overlay).CombinedOutput(); err != nil {
-		return fmt.Errorf("kubectl apply -k %s: %v\n%s", overlay, err, out)
 	}
 	if err := s.waitComponents(ctx); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 )
@@ -59,16 +60,7 @@ func (h *healthState) poll(ctx context.Context) bool {
 
 // run polls every interval until ctx ends.
 func (h *healthState) run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			h.poll(ctx)
-		}
-	}
+	wait.UntilWithContext(ctx, func(ctx context.Context) { h.poll(ctx) }, interval)
 }
 
 // snapshot returns the current health and a channel closed at the next

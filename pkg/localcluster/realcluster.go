@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 )
 
@@ -20,6 +21,50 @@ func ImagePath(binary string) (string, error) {
 		return "", fmt.Errorf("image %s is not built (run make images)", p)
 	}
 	return p, nil
+}
+
+// ImagePaths returns the tarballs of ImagePath for binaries.
+func ImagePaths(binaries ...string) ([]string, error) {
+	out := make([]string, 0, len(binaries))
+	for _, b := range binaries {
+		p, err := ImagePath(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// RealClusterUnavailable says why StartRealCluster with the images of
+// binaries cannot run on this machine (RealNodeSupported, or an image
+// make images has not built, the pause image included); nil when it can.
+func RealClusterUnavailable(binaries ...string) error {
+	if err := RealNodeSupported(); err != nil {
+		return err
+	}
+	_, err := ImagePaths(append([]string{"pause"}, binaries...)...)
+	return err
+}
+
+// ApplyKustomization runs `kubectl apply -k dir` against the cluster, as a
+// cluster admin installs manifests (kubectl built from binDir's tools,
+// DefaultBinDir when empty).
+func (c *Cluster) ApplyKustomization(ctx context.Context, binDir, dir string) error {
+	if binDir == "" {
+		var err error
+		if binDir, err = DefaultBinDir(); err != nil {
+			return err
+		}
+	}
+	bins, err := EnsureBinaries(ctx, binDir, Kubectl)
+	if err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, bins[Kubectl], "--kubeconfig", c.KubeconfigPath, "apply", "-k", dir).CombinedOutput(); err != nil {
+		return fmt.Errorf("kubectl apply -k %s: %v\n%s", dir, err, out)
+	}
+	return nil
 }
 
 // StartRealCluster starts what a real node needs around it and the node:
