@@ -60,6 +60,21 @@ func Flags(c *localcluster.Cluster, port int, dir string) []string {
 // Endpoints) and waits until every APIService is Available. Calling it again
 // with another port moves the APIs to that adapter.
 func Register(ctx context.Context, cfg *rest.Config, port int, timeout time.Duration) error {
+	if err := register(ctx, cfg, port, true); err != nil {
+		return err
+	}
+	return WaitAvailable(ctx, cfg, timeout)
+}
+
+// RegisterVerified is Register for an adapter that keeps its serving
+// certificate in a Secret (--serving-cert-secret=<Namespace>/<name>
+// --serving-cert-service=<ServiceName>): kube-apiserver verifies it against
+// the CA bundle the adapter injects. It does not wait for Available.
+func RegisterVerified(ctx context.Context, cfg *rest.Config, port int) error {
+	return register(ctx, cfg, port, false)
+}
+
+func register(ctx context.Context, cfg *rest.Config, port int, insecure bool) error {
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return err
@@ -87,7 +102,7 @@ func Register(ctx context.Context, cfg *rest.Config, port int, timeout time.Dura
 				Service:               &apiregv1.ServiceReference{Namespace: Namespace, Name: ServiceName, Port: &p},
 				Group:                 gv.group,
 				Version:               gv.version,
-				InsecureSkipTLSVerify: true, // the adapter's self-signed certificate, on loopback
+				InsecureSkipTLSVerify: insecure, // the adapter's self-signed certificate, on loopback
 				GroupPriorityMinimum:  100,
 				VersionPriority:       100,
 			},
@@ -102,6 +117,9 @@ func Register(ctx context.Context, cfg *rest.Config, port int, timeout time.Dura
 			case apierrors.IsNotFound(err):
 				_, err = agg.ApiregistrationV1().APIServices().Create(ctx, as, metav1.CreateOptions{})
 			case err == nil:
+				if !insecure {
+					as.Spec.CABundle = cur.Spec.CABundle // the adapter's
+				}
 				cur.Spec = as.Spec
 				_, err = agg.ApiregistrationV1().APIServices().Update(ctx, cur, metav1.UpdateOptions{})
 			}
@@ -111,7 +129,7 @@ func Register(ctx context.Context, cfg *rest.Config, port int, timeout time.Dura
 			return fmt.Errorf("registering APIService %s: %w", as.Name, err)
 		}
 	}
-	return WaitAvailable(ctx, cfg, timeout)
+	return nil
 }
 
 // WaitAvailable waits until every adapter APIService reports Available.

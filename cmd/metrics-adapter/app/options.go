@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
 
+	"github.com/gpufleet/gpufleet/pkg/adapter/servingcert"
 	"github.com/gpufleet/gpufleet/pkg/cost"
 )
 
@@ -34,6 +35,11 @@ type Options struct {
 	CostPeriod    time.Duration
 	CostRetention time.Duration
 	CostPrices    string
+
+	// ServingCertSecret (NAMESPACE/NAME) turns on the managed serving
+	// certificate; ServingCert holds its other settings.
+	ServingCertSecret string
+	ServingCert       servingcert.Options
 }
 
 // NewOptions returns the defaults.
@@ -50,6 +56,13 @@ func NewOptions() *Options {
 		PrometheusNodeLabel: "node",
 		CostPeriod:          10 * time.Second,
 		CostRetention:       24 * time.Hour,
+		ServingCert: servingcert.Options{
+			ServiceName:      "gpufleet-metrics-adapter",
+			APIServices:      servingcert.DefaultAPIServices,
+			CAValidity:       servingcert.DefaultCAValidity,
+			CertValidity:     servingcert.DefaultCertValidity,
+			PropagationDelay: servingcert.DefaultPropagationDelay,
+		},
 	}
 	o.Name = "gpufleet-metrics-adapter"
 	return o
@@ -71,6 +84,12 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.PrometheusNodeLabel, "prometheus-node-label", o.PrometheusNodeLabel, "Label that carries the node name on gpu-agent series in Prometheus.")
 	fs.DurationVar(&o.CostPeriod, "cost-period", o.CostPeriod, "How often GPU use is sampled for cost accounting (gpufleet_cost_* counters and "+cost.ReportPath+").")
 	fs.DurationVar(&o.CostRetention, "cost-retention", o.CostRetention, "How much cost history the adapter keeps in memory for "+cost.ReportPath+" (Prometheus keeps the counters for longer).")
+	fs.StringVar(&o.ServingCertSecret, "serving-cert-secret", o.ServingCertSecret, "Keep the serving certificate and its CA in this Secret (NAMESPACE/NAME), inject the CA into the APIServices (--ca-bundle-apiservices) so kube-apiserver verifies the adapter, and rotate both before they expire. Replaces --tls-cert-file and the self-signed --cert-dir certificate.")
+	fs.StringVar(&o.ServingCert.ServiceName, "serving-cert-service", o.ServingCert.ServiceName, "Service (in the Secret's namespace) the APIServices point at: the serving certificate names <service>.<namespace>.svc.")
+	fs.StringSliceVar(&o.ServingCert.APIServices, "ca-bundle-apiservices", o.ServingCert.APIServices, "APIServices that get the CA bundle (with --serving-cert-secret).")
+	fs.DurationVar(&o.ServingCert.CAValidity, "ca-validity", o.ServingCert.CAValidity, "Lifetime of a new CA (with --serving-cert-secret); it is replaced with a third left.")
+	fs.DurationVar(&o.ServingCert.CertValidity, "serving-cert-validity", o.ServingCert.CertValidity, "Lifetime of a new serving certificate (with --serving-cert-secret); it is renewed with a third left.")
+	fs.DurationVar(&o.ServingCert.PropagationDelay, "ca-propagation-delay", o.ServingCert.PropagationDelay, "How long a new CA bundle is given to reach every kube-apiserver before a certificate signed by the new CA is served (with --serving-cert-secret).")
 	fs.StringVar(&o.CostPrices, "cost-prices", o.CostPrices, "Price table (YAML, $/GPU-hour per GPU model, on-demand and spot) for costs in "+cost.ReportPath+"; empty: GPU-hours only.")
 }
 
@@ -118,6 +137,7 @@ func (o *Options) Validate() error {
 			errs = append(errs, fmt.Errorf("--cost-prices=%q: %w", o.CostPrices, err))
 		}
 	}
+	errs = append(errs, o.validateServingCert()...)
 	if o.CustomMetricsAdapterServerOptions != nil {
 		errs = append(errs, o.CustomMetricsAdapterServerOptions.Validate()...)
 	}

@@ -112,6 +112,9 @@ func Run(ctx context.Context, o *Options) error {
 	p := provider.New(cache, src)
 	o.WithCustomMetrics(p)
 	o.WithExternalMetrics(p)
+	if err := o.startServingCert(ctx, restConfig, client); err != nil {
+		return err
+	}
 	srv, err := o.Server()
 	if err != nil {
 		return fmt.Errorf("building the API server: %w", err)
