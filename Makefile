@@ -132,6 +132,10 @@ test-unit: ## Unit tests only: no control plane is started.
 test-race: deps tools build ## Every test under the race detector (slower; not part of make test).
 	$(GO) test -race -timeout $(TEST_TIMEOUT) $(GOTEST_FLAGS) ./...
 
+.PHONY: test-stress
+test-stress: deps tools build images ## Rerun tests many times under CPU pressure to find timing flakes (STRESS_RUNS, STRESS_PKGS, STRESS_RUN, STRESS_SHORT=false for integration tests); not part of make test.
+	$(GO) run ./hack/test-stress --runs $${STRESS_RUNS:-10} --short=$${STRESS_SHORT:-true} --run "$${STRESS_RUN:-}" $${STRESS_PKGS:-./...}
+
 .PHONY: test-integration
 test-integration: deps tools build images ## Integration tests only (TestIntegration*), against real control planes and the real node.
 	$(GO) test -timeout $(TEST_TIMEOUT) -run Integration $(GOTEST_FLAGS) ./...

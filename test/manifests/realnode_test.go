@@ -93,6 +93,18 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 				if !available {
 					return fmt.Errorf("APIService %s has no Available condition", name)
 				}
+				// Available with kube-apiserver verifying the adapter
+				// against the CA the adapter injected from its Secret.
+				if as.Spec.InsecureSkipTLSVerify || len(as.Spec.CABundle) == 0 {
+					return fmt.Errorf("APIService %s: insecureSkipTLSVerify=%t, caBundle of %d bytes: want verification with the adapter's CA", name, as.Spec.InsecureSkipTLSVerify, len(as.Spec.CABundle))
+				}
+			}
+			sec, err := client.CoreV1().Secrets("gpufleet-system").Get(ctx, "gpufleet-metrics-adapter-serving-cert", metav1.GetOptions{})
+			if err != nil {
+				return fmt.Errorf("the adapter's serving-certificate Secret: %w", err)
+			}
+			if len(sec.Data["ca.crt"]) == 0 || len(sec.Data["tls.crt"]) == 0 {
+				return fmt.Errorf("Secret gpufleet-system/gpufleet-metrics-adapter-serving-cert has no ca.crt or tls.crt")
 			}
 			return nil
 		}},
