@@ -8,7 +8,10 @@
 // each failing test with its failure count and the first failure's log.
 // The last line is:
 //
-//	stress packages=P runs=R failed_runs=F flaky_tests=T
+//	stress packages=P runs=R failed_runs=F flaky_tests=T broken_tests=B
+//
+// A test that failed in some runs only is flaky; one that failed in every
+// run is broken.
 package main
 
 import (
@@ -90,17 +93,27 @@ func (s *stress) main(ctx context.Context, patterns []string) error {
 		return err
 	}
 	fmt.Printf("building %d test binaries\n", len(pkgs))
+	s.failures, s.firstLog = map[string]int{}, map[string]string{}
 	bins := map[string]string{}
+	var built []testPackage
 	for _, p := range pkgs {
 		bin := filepath.Join(binDir, strings.ReplaceAll(p.importPath, "/", "_")+".test")
 		cmd := exec.CommandContext(ctx, "go", "test", "-c", "-o", bin, p.importPath)
 		if b, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building the tests of %s: %v\n%s", p.importPath, err, b)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Reported with the rest; the other packages still run.
+			key := p.importPath + " (tests do not build)"
+			s.failures[key] = s.runs
+			s.firstLog[key] = filepath.Join(s.out, strings.ReplaceAll(p.importPath, "/", "_")+"-build.log")
+			_ = os.WriteFile(s.firstLog[key], b, 0o644)
+			continue
 		}
 		bins[p.importPath] = bin
+		built = append(built, p)
 	}
-
-	s.failures, s.firstLog = map[string]int{}, map[string]string{}
+	pkgs = built
 	burnCtx, stopBurn := context.WithCancel(ctx)
 	defer stopBurn()
 	for range s.burn {
@@ -223,10 +236,19 @@ func (s *stress) report(pkgs, total int) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	flaky, broken := 0, 0
 	for _, k := range keys {
-		fmt.Printf("FLAKY %s: failed %d of %d runs (first: %s)\n", k, s.failures[k], s.runs, s.firstLog[k])
+		// A test that failed every run is broken, not flaky.
+		what := "FLAKY"
+		if s.failures[k] == s.runs {
+			what = "BROKEN"
+			broken++
+		} else {
+			flaky++
+		}
+		fmt.Printf("%s %s: failed %d of %d runs (first: %s)\n", what, k, s.failures[k], s.runs, s.firstLog[k])
 	}
-	fmt.Printf("stress packages=%d runs=%d failed_runs=%d flaky_tests=%d\n", pkgs, total, s.failedRuns, len(keys))
+	fmt.Printf("stress packages=%d runs=%d failed_runs=%d flaky_tests=%d broken_tests=%d\n", pkgs, total, s.failedRuns, flaky, broken)
 }
 
 // spin keeps one CPU busy until ctx ends.

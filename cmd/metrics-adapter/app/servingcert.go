@@ -21,7 +21,8 @@ import (
 // certificate files the adapter would otherwise serve.
 func (o *Options) validateServingCert() []error {
 	var certFile, keyFile string
-	if o.SecureServing != nil {
+	// Options built without AddFlags have no server options.
+	if o.CustomMetricsAdapterServerOptions != nil && o.SecureServing != nil {
 		certFile, keyFile = o.SecureServing.ServerCert.CertKey.CertFile, o.SecureServing.ServerCert.CertKey.KeyFile
 	}
 	if o.ServingCertSecret == "" {

@@ -65,9 +65,10 @@ func (o *Options) decide(sec *corev1.Secret, injected bool, now time.Time) (*upd
 	// 2. Record when every APIService first carried the bundle.
 	fp := fingerprint(data[KeyCABundle])
 	injectedAt, recorded := c.injectedAt(fp)
+	var noted string
 	if injected && !recorded {
-		ann[annotationInjected] = fp + " " + now.UTC().Format(time.RFC3339)
-		return &update{data: data, annotations: ann, reason: "every APIService carries the CA bundle"}, now, nil
+		ann[annotationInjected] = fp + " " + now.UTC().Format(time.RFC3339Nano)
+		noted = "every APIService carries the CA bundle"
 	}
 
 	// 3. The serving certificate.
@@ -77,22 +78,30 @@ func (o *Options) decide(sec *corev1.Secret, injected bool, now time.Time) (*upd
 		}
 		return &update{data: data, annotations: ann, reason: "the serving certificate is unusable (" + c.certProblem + "): issued a new one", warning: true}, now, nil
 	}
+	if noted != "" {
+		return &update{data: data, annotations: ann, reason: noted}, now, nil
+	}
 	next := renewAt(c.signer.cert)
-	if why := o.certRenewal(c, now); why != "" {
-		switch {
-		case !recorded:
-			// Wait until the bundle is injected (the controller retries).
-			next = now.Add(time.Second)
-		case now.Before(injectedAt.Add(o.PropagationDelay)):
-			next = injectedAt.Add(o.PropagationDelay)
-		default:
-			if err := o.issue(data, ann, c.signer, now); err != nil {
-				return nil, time.Time{}, err
-			}
-			return &update{data: data, annotations: ann, reason: why}, now, nil
-		}
-	} else {
+	why, newCA := o.certRenewal(c, now)
+	switch {
+	case why == "":
 		next = earliest(next, renewAt(c.cert.cert))
+	case !newCA:
+		// Same CA: the APIServices already trust it.
+		if err := o.issue(data, ann, c.signer, now); err != nil {
+			return nil, time.Time{}, err
+		}
+		return &update{data: data, annotations: ann, reason: why}, now, nil
+	case !recorded:
+		// Wait until the bundle is injected (the controller retries).
+		next = now.Add(time.Second)
+	case now.Before(injectedAt.Add(o.PropagationDelay)):
+		next = injectedAt.Add(o.PropagationDelay)
+	default:
+		if err := o.issue(data, ann, c.signer, now); err != nil {
+			return nil, time.Time{}, err
+		}
+		return &update{data: data, annotations: ann, reason: why}, now, nil
 	}
 
 	// 4. CAs that no longer sign what is served leave the bundle, once
@@ -136,7 +145,7 @@ func (o *Options) issue(data map[string][]byte, ann map[string]string, ca *keyPa
 		return err
 	}
 	data[KeyCert], data[KeyKey] = leaf.certPEM, leaf.keyPEM
-	ann[annotationCertSince] = now.UTC().Format(time.RFC3339)
+	ann[annotationCertSince] = now.UTC().Format(time.RFC3339Nano)
 	return nil
 }
 
@@ -155,17 +164,17 @@ func (o *Options) caRotation(c *contents, now time.Time) (why string, warning bo
 }
 
 // certRenewal says why the serving certificate must be reissued ("" if
-// not).
-func (o *Options) certRenewal(c *contents, now time.Time) string {
+// not), and whether by another CA than its own.
+func (o *Options) certRenewal(c *contents, now time.Time) (why string, newCA bool) {
 	switch {
 	case c.cert.cert.CheckSignatureFrom(c.signer.cert) != nil:
-		return "the serving certificate moves to the new CA"
+		return "the serving certificate moves to the new CA", true
 	case !slices.Equal(c.cert.cert.DNSNames, o.dnsNames()):
-		return fmt.Sprintf("the serving certificate names %v, want %v", c.cert.cert.DNSNames, o.dnsNames())
+		return fmt.Sprintf("the serving certificate names %v, want %v", c.cert.cert.DNSNames, o.dnsNames()), false
 	case !now.Before(renewAt(c.cert.cert)):
-		return fmt.Sprintf("the serving certificate expires at %s: renewed it", c.cert.cert.NotAfter.UTC().Format(time.RFC3339))
+		return fmt.Sprintf("the serving certificate expires at %s: renewed it", c.cert.cert.NotAfter.UTC().Format(time.RFC3339)), false
 	}
-	return ""
+	return "", false
 }
 
 func earliest(a, b time.Time) time.Time {

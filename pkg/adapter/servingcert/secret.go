@@ -2,11 +2,13 @@ package servingcert
 
 import (
 	"crypto"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"time"
@@ -31,7 +33,8 @@ const (
 	AnnotationRotate = "gpufleet.io/rotate"
 	// annotationRotated is the last AnnotationRotate value rotated for.
 	annotationRotated = "gpufleet.io/rotated"
-	// annotationInjected is "<bundle fingerprint> <RFC 3339 time>": when
+	// annotationInjected is "<bundle fingerprint> <RFC 3339 time>" (with
+	// fractional seconds, so a delay is never cut short): when
 	// every APIService was first seen carrying that bundle.
 	annotationInjected = "gpufleet.io/ca-bundle-injected"
 	// annotationCertSince is when the serving certificate was issued
@@ -67,15 +70,15 @@ func read(data map[string][]byte, annotations map[string]string, dnsName string,
 		rotated:  annotations[annotationRotated],
 		injected: annotations[annotationInjected],
 	}
-	if t, err := time.Parse(time.RFC3339, annotations[annotationCertSince]); err == nil {
+	if t, err := time.Parse(time.RFC3339Nano, annotations[annotationCertSince]); err == nil {
 		c.certSince = t
 	}
-	c.readCA(data, now)
+	c.readCA(data, dnsName, now)
 	c.readCert(data, dnsName, now)
 	return c
 }
 
-func (c *contents) readCA(data map[string][]byte, now time.Time) {
+func (c *contents) readCA(data map[string][]byte, dnsName string, now time.Time) {
 	if len(data[KeyCABundle]) == 0 {
 		c.caProblem = "no " + KeyCABundle
 		return
@@ -103,8 +106,41 @@ func (c *contents) readCA(data map[string][]byte, now time.Time) {
 		c.caProblem = fmt.Sprintf("%s is not the key of the first certificate of %s", KeyCAKey, KeyCABundle)
 		return
 	}
-	c.signer = &keyPair{cert: c.bundle[0], key: key, keyPEM: data[KeyCAKey]}
-	c.signer.certPEM, _ = certutil.EncodeCertificates(c.bundle[0])
+	signer := &keyPair{cert: c.bundle[0], key: key, keyPEM: data[KeyCAKey]}
+	signer.certPEM, _ = certutil.EncodeCertificates(c.bundle[0])
+	// A CA can be parsed and still not issue what kube-apiserver accepts
+	// (not yet valid, limited to other uses or names, a key too weak to
+	// sign with): try it.
+	if err := canIssue(signer, dnsName, now); err != nil {
+		c.caProblem = fmt.Sprintf("the CA of %s cannot issue a serving certificate for %s: %v", KeyCABundle, dnsName, err)
+		return
+	}
+	c.signer = signer
+}
+
+// canIssue signs a throwaway serving certificate for dnsName with ca (for
+// ca's own key: no key is generated) and verifies it against ca at now.
+func canIssue(ca *keyPair, dnsName string, now time.Time) error {
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		DNSNames:     []string{dnsName},
+		NotBefore:    now.Add(-time.Minute),
+		NotAfter:     now.Add(time.Minute),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, ca.key.Public(), ca.key)
+	if err != nil {
+		return err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	_, err = leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: dnsName, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	return err
 }
 
 func (c *contents) readCert(data map[string][]byte, dnsName string, now time.Time) {
@@ -164,7 +200,7 @@ func (c *contents) injectedAt(fp string) (time.Time, bool) {
 	if !ok || f != fp {
 		return time.Time{}, false
 	}
-	t, err := time.Parse(time.RFC3339, at)
+	t, err := time.Parse(time.RFC3339Nano, at)
 	return t, err == nil
 }
 
