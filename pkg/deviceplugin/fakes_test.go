@@ -3,12 +3,15 @@ package deviceplugin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
+
+	"github.com/gpufleet/gpufleet/pkg/agent/attribution"
 )
 
 // fakePodResources is the kubelet's pod-resources API as the plugin reads
@@ -19,6 +22,8 @@ type fakePodResources struct {
 	mu   sync.Mutex
 	pods []*listedPod
 	err  error
+	// gets and listCalls count the calls answered.
+	gets, listCalls int
 }
 
 type listedPod struct {
@@ -37,6 +42,11 @@ var _ PodResourcesLister = &fakePodResources{}
 func (f *fakePodResources) List(context.Context) ([]*podresourcesv1.PodResources, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.listCalls++
+	return f.listLocked()
+}
+
+func (f *fakePodResources) listLocked() ([]*podresourcesv1.PodResources, error) {
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -53,6 +63,31 @@ func (f *fakePodResources) List(context.Context) ([]*podresourcesv1.PodResources
 		out = append(out, pr)
 	}
 	return out, nil
+}
+
+// Get answers for one pod the way List would list it (the fake keeps
+// active pods only, so a pod the kubelet rejected is not found).
+func (f *fakePodResources) Get(_ context.Context, namespace, name string) (*podresourcesv1.PodResources, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.gets++
+	all, err := f.listLocked()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range all {
+		if p.Namespace == namespace && p.Name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, attribution.ErrPodNotListed)
+}
+
+// calls returns how many Gets and Lists were answered.
+func (f *fakePodResources) calls() (gets, lists int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.gets, f.listCalls
 }
 
 // activate lists pod as the kubelet does once it admits it: its sidecars

@@ -7,6 +7,7 @@ import (
 type metrics struct {
 	calls         *prometheus.HistogramVec
 	lists         prometheus.Histogram
+	gets          prometheus.Histogram
 	indexWaits    prometheus.Histogram
 	mismatches    *prometheus.CounterVec
 	steerFailures *prometheus.CounterVec
@@ -38,6 +39,11 @@ func newMetrics() *metrics {
 			Help:    "Time the kubelet took to answer the plugin's pod-resources List (part of every call's time).",
 			Buckets: callBuckets,
 		}),
+		gets: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    ns + "podresources_get_duration_seconds",
+			Help:    "Time the kubelet took to answer the plugin's pod-resources Get of one pod (PreStartContainer's check of a container the plugin steered).",
+			Buckets: callBuckets,
+		}),
 		indexWaits: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    ns + "pod_index_wait_seconds",
 			Help:    "Time GetPreferredAllocation waited for the pod index to see a pod the kubelet already listed.",
@@ -58,7 +64,7 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.calls, m.lists, m.indexWaits, m.mismatches, m.steerFailures, m.unidentified, m.ambiguous, m.verified, m.unverified, m.registrations, m.devices}
+	return []prometheus.Collector{m.calls, m.lists, m.gets, m.indexWaits, m.mismatches, m.steerFailures, m.unidentified, m.ambiguous, m.verified, m.unverified, m.registrations, m.devices}
 }
 
 // Collectors returns the plugin's metrics for the agent's /metrics.

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 )
@@ -25,10 +24,13 @@ const (
 	OnMismatchWarn = "warn"
 )
 
-// PodResourcesLister lists the kubelet's active pods with their devices
-// (attribution.PodResourcesClient).
+// PodResourcesLister reads the kubelet's pod-resources API
+// (attribution.PodResourcesClient): List, its active pods with their
+// devices; Get, one pod's (an error wrapping attribution.ErrPodNotListed
+// when the kubelet does not have it).
 type PodResourcesLister interface {
 	List(ctx context.Context) ([]*podresourcesv1.PodResources, error)
+	Get(ctx context.Context, namespace, name string) (*podresourcesv1.PodResources, error)
 }
 
 // EventSink posts Events (agent.KubeClient).
@@ -79,7 +81,7 @@ type Plugin struct {
 	// preferredFor remembers which pod each steered device set was for, so
 	// PreStartContainer can name the pod of an init container (the
 	// pod-resources API leaves those out).
-	preferredFor map[string]types.UID
+	preferredFor map[string]steeredPod
 	// lastSteer is the node view of the last GetPreferredAllocation, for
 	// the Allocate of the same container that follows it.
 	lastSteer *steerView
@@ -163,7 +165,7 @@ func New(cfg Config) (*Plugin, error) {
 	}
 	p := &Plugin{
 		cfg: cfg, inv: inv, metrics: newMetrics(),
-		steered: map[steerKey]steered{}, preferredFor: map[string]types.UID{},
+		steered: map[steerKey]steered{}, preferredFor: map[string]steeredPod{},
 	}
 	p.health = newHealthState(inv, cfg.Health)
 	return p, nil
@@ -195,6 +197,14 @@ func (p *Plugin) socketPath(resource string) string {
 // kubeletSocket is the kubelet's registration socket.
 func (p *Plugin) kubeletSocket() string {
 	return filepath.Join(p.cfg.Dir, filepath.Base(pluginapi.KubeletSocket))
+}
+
+// getPod reads one pod's devices from the kubelet.
+func (p *Plugin) getPod(ctx context.Context, namespace, name string) (*podresourcesv1.PodResources, error) {
+	start := time.Now()
+	pr, err := p.cfg.PodResources.Get(ctx, namespace, name)
+	p.metrics.gets.Observe(time.Since(start).Seconds())
+	return pr, err
 }
 
 // nodeView lists the kubelet's allocations now.

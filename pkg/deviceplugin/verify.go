@@ -7,7 +7,9 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
+	podresourcesv1 "k8s.io/kubelet/pkg/apis/podresources/v1"
 
 	"github.com/gpufleet/gpufleet/pkg/names"
 )
@@ -27,24 +29,18 @@ func (m *mismatch) Error() string { return m.msg }
 // returns a *mismatch if not, another error if the kubelet could not be
 // asked, and nil otherwise (also for pods without the annotation, which
 // gpufleet's scheduler did not place, and for containers it cannot find).
+//
+// The container is found with one pod-resources Get of the pod the plugin
+// steered these devices for (device IDs are given to one container at a
+// time, so the pod that holds them is that pod), else with a List of every
+// active pod.
 func (p *Plugin) verify(ctx context.Context, resource string, ids []string) error {
 	logger := klog.FromContext(ctx)
-	v, err := p.nodeView(ctx)
-	if err != nil {
-		return err
-	}
-	var pod *corev1.Pod
-	container := ""
-	if ref, ok := v.holder(resource, ids); ok {
-		pod = p.waitForPod(ctx, ref.Namespace, ref.Pod)
-		container = ref.Container
-	} else if uid, ok := p.preferredPod(ids); ok {
-		// A plain init container: the pod-resources API does not list it,
-		// but the plugin steered its devices.
-		for _, pd := range v.pods {
-			if cand, found := p.cfg.Pods.ByName(pd.Namespace, pd.Name); found && string(cand.UID) == uid {
-				pod, container = cand, "(init container)"
-			}
+	pod, container, found := p.holderByGet(ctx, resource, ids)
+	if !found {
+		var err error
+		if pod, container, err = p.holderByList(ctx, resource, ids); err != nil {
+			return err
 		}
 	}
 	if pod == nil {
@@ -79,6 +75,73 @@ func (p *Plugin) verify(ctx context.Context, resource string, ids []string) erro
 		who, resource, indexList(gpus), names.AnnotationGPUIndices, pod.Annotations[names.AnnotationGPUIndices], indexList(annotated))}
 }
 
+// holderByGet finds the container holding ids in the pod the plugin
+// steered them for, with one Get. found is false when that does not settle
+// it (no such pod steered, the kubelet or the index lacks it, or another of
+// its containers than the one steered holds them): List decides then.
+func (p *Plugin) holderByGet(ctx context.Context, resource string, ids []string) (pod *corev1.Pod, container string, found bool) {
+	sp, ok := p.preferredPod(ids)
+	if !ok {
+		return nil, "", false
+	}
+	pr, err := p.getPod(ctx, sp.namespace, sp.name)
+	if err != nil {
+		return nil, "", false
+	}
+	cand, ok := p.cfg.Pods.ByName(sp.namespace, sp.name)
+	if !ok || cand.UID != sp.uid {
+		return nil, "", false
+	}
+	v := p.inv.view([]*podresourcesv1.PodResources{pr})
+	if ref, ok := v.holder(resource, ids); ok {
+		return cand, ref.Container, true
+	}
+	if hasPlainInitContainer(cand, resource) {
+		// No listed container holds them: a plain init container does
+		// (the pod-resources API does not list those).
+		return cand, "(init container)", true
+	}
+	return nil, "", false
+}
+
+// hasPlainInitContainer says whether an init container of pod that is not
+// a sidecar requests resource.
+func hasPlainInitContainer(pod *corev1.Pod, resource string) bool {
+	for i := range pod.Spec.InitContainers {
+		if c := &pod.Spec.InitContainers[i]; !isSidecar(c) && containerRequest(c, resource) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// holderByList finds the container holding ids among every active pod.
+func (p *Plugin) holderByList(ctx context.Context, resource string, ids []string) (*corev1.Pod, string, error) {
+	v, err := p.nodeView(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	if ref, ok := v.holder(resource, ids); ok {
+		return p.waitForPod(ctx, ref.Namespace, ref.Pod), ref.Container, nil
+	}
+	if sp, ok := p.preferredPod(ids); ok {
+		// A plain init container: the pod-resources API does not list it,
+		// but the plugin steered its devices.
+		for _, pd := range v.pods {
+			if cand, found := p.cfg.Pods.ByName(pd.Namespace, pd.Name); found && cand.UID == sp.uid {
+				return cand, "(init container)", nil
+			}
+		}
+	}
+	return nil, "", nil
+}
+
+// steeredPod is the pod a preferred device set was steered for.
+type steeredPod struct {
+	uid             types.UID
+	namespace, name string
+}
+
 // remember records the pod a preferred device set was steered for.
 func (p *Plugin) remember(a *admission, resource string, ids []string) {
 	if a == nil {
@@ -90,14 +153,14 @@ func (p *Plugin) remember(a *admission, resource string, ids []string) {
 	if len(p.preferredFor) > 4096 {
 		clear(p.preferredFor)
 	}
-	p.preferredFor[idSetKey(ids)] = a.pod.UID
+	p.preferredFor[idSetKey(ids)] = steeredPod{uid: a.pod.UID, namespace: a.pod.Namespace, name: a.pod.Name}
 }
 
-func (p *Plugin) preferredPod(ids []string) (uid string, ok bool) {
+func (p *Plugin) preferredPod(ids []string) (steeredPod, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	u, ok := p.preferredFor[idSetKey(ids)]
-	return string(u), ok
+	sp, ok := p.preferredFor[idSetKey(ids)]
+	return sp, ok
 }
 
 func idSetKey(ids []string) string {

@@ -2,6 +2,8 @@ package deviceplugin
 
 import (
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -202,5 +204,57 @@ func TestPreStartContainerWhenPodResourcesDoesNotAnswer(t *testing.T) {
 				t.Errorf("PreStartContainer error %v, want code %s", err, tc.code)
 			}
 		})
+	}
+}
+
+// PreStartContainer of a container the plugin steered reads that one pod
+// from the kubelet (a Get) instead of every active pod (a List, whose
+// answer holds every device of the node): app containers, sidecars and
+// plain init containers (which the pod-resources API does not list) alike.
+func TestPreStartContainerOfASteeredPodGetsOnePod(t *testing.T) {
+	h := start(t)
+	// Other pods on the node: a List would carry all of them.
+	for i := range 4 {
+		h.mustAdmit(newPod(fmt.Sprintf("other-%d", i)).on(strconv.Itoa(4+i%4)).app("main", ResourceMilli, 200).obj())
+	}
+	pod := newPod("infer").on("2").
+		init("fetch", ResourceMilli, 100).
+		sidecar("proxy", ResourceMilli, 100).
+		app("main", ResourceMilli, 250).obj()
+	allocs := h.mustAdmit(pod)
+	gets0, lists0 := h.podres.calls()
+	for name, err := range h.preStart(allocs) {
+		t.Errorf("PreStartContainer of %s: %v", name, err)
+	}
+	gets, lists := h.podres.calls()
+	if gets-gets0 != len(allocs) || lists != lists0 {
+		t.Errorf("%d PreStartContainer calls made %d Gets and %d Lists, want one Get each and no List", len(allocs), gets-gets0, lists-lists0)
+	}
+	if v := metric(t, h.plugin, "gpufleet_deviceplugin_verified_containers_total", "resource", ResourceMilli); v != float64(len(allocs)) {
+		t.Errorf("verified_containers_total = %v, want %d", v, len(allocs))
+	}
+}
+
+// A container the plugin steered that the kubelet gave other devices
+// (another GPU than the annotation's) is still refused when the check
+// goes through Get; devices the plugin never steered are found by a List.
+func TestPreStartContainerGetAndListAgree(t *testing.T) {
+	h := start(t)
+	pod := newPod("infer").on("2").app("main", ResourceMilli, 250).obj()
+	allocs := h.mustAdmit(pod)
+	if errs := h.preStart(allocs); len(errs) != 0 {
+		t.Fatalf("PreStartContainer: %v", errs)
+	}
+	// The kubelet moves the container to GPU 5 behind the plugin's back
+	// (no GetPreferredAllocation for these IDs): only a List finds them.
+	other := milliIDs(5, 0, 250)
+	h.podres.setDevices(pod.Namespace, pod.Name, "main", ResourceMilli, other)
+	_, lists0 := h.podres.calls()
+	err := h.kubelet.preStart(t, ResourceMilli, other)
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(errMsg(err), "GPUs 5") {
+		t.Errorf("PreStartContainer of devices on GPU 5 for a pod annotated with GPU 2: %v, want FailedPrecondition naming GPUs 5", err)
+	}
+	if _, lists := h.podres.calls(); lists == lists0 {
+		t.Errorf("devices the plugin did not steer were checked without a List")
 	}
 }

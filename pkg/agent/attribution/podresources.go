@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,6 +148,39 @@ func (c *PodResourcesClient) List(ctx context.Context) ([]*podresourcesv1.PodRes
 	resp, err := c.list(ctx, client)
 	if err != nil {
 		return nil, err
+	}
+	return resp.GetPodResources(), nil
+}
+
+// ErrPodNotListed is Get's error for a pod the kubelet does not have.
+var ErrPodNotListed = errors.New("the kubelet has no such pod")
+
+// Get returns the kubelet's view of one pod's devices, uncached: one small
+// answer where List sends every pod's. The kubelet also answers for a pod
+// it has but rejected (Get, unlike List, does not keep to active pods). An
+// unknown pod gives an error wrapping ErrPodNotListed.
+func (c *PodResourcesClient) Get(ctx context.Context, namespace, name string) (*podresourcesv1.PodResources, error) {
+	c.mu.Lock()
+	client, err := c.clientLocked()
+	c.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.callTimeout)
+	defer cancel()
+	req := &podresourcesv1.GetPodResourcesRequest{PodNamespace: namespace, PodName: name}
+	resp, err := client.Get(ctx, req, grpc.WaitForReady(true))
+	if status.Code(err) == codes.Unavailable && ctx.Err() == nil {
+		// A connection the kubelet had just closed (see list).
+		resp, err = client.Get(ctx, req, grpc.WaitForReady(true))
+	}
+	if err != nil {
+		// The kubelet answers an unknown pod with a plain error (code
+		// Unknown) saying "pod ... not found".
+		if status.Code(err) == codes.Unknown && strings.Contains(status.Convert(err).Message(), "not found") {
+			return nil, fmt.Errorf("pod %s/%s: %w", namespace, name, ErrPodNotListed)
+		}
+		return nil, fmt.Errorf("getting pod %s/%s's resources from the kubelet at %s: %w", namespace, name, c.socket, err)
 	}
 	return resp.GetPodResources(), nil
 }

@@ -3,6 +3,7 @@ package attribution
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net"
 	"os"
@@ -34,6 +35,22 @@ func (k *fakeKubelet) List(context.Context, *podresourcesv1.ListPodResourcesRequ
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.resp, k.err
+}
+
+// Get answers like the kubelet: the pod from the List answer, or a plain
+// error (code Unknown) saying it is not found.
+func (k *fakeKubelet) Get(_ context.Context, req *podresourcesv1.GetPodResourcesRequest) (*podresourcesv1.GetPodResourcesResponse, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.err != nil {
+		return nil, k.err
+	}
+	for _, p := range k.resp.GetPodResources() {
+		if p.GetNamespace() == req.GetPodNamespace() && p.GetName() == req.GetPodName() {
+			return &podresourcesv1.GetPodResourcesResponse{PodResources: p}, nil
+		}
+	}
+	return nil, fmt.Errorf("pod %s in namespace %s not found", req.GetPodName(), req.GetPodNamespace())
 }
 
 func (k *fakeKubelet) set(resp *podresourcesv1.ListPodResourcesResponse, err error) {
@@ -448,5 +465,32 @@ func TestLookupDuringRefresh(t *testing.T) {
 	wg.Wait()
 	if lookups.Load() == 0 {
 		t.Error("no lookups ran during the refreshes")
+	}
+}
+
+// Get reads one pod; a pod the kubelet does not have is ErrPodNotListed,
+// other failures are not.
+func TestGetOnePod(t *testing.T) {
+	path := socketPath(t)
+	k := &fakeKubelet{}
+	k.set(list(
+		pod("ml", "a", ctr("main", devs(DefaultResourceName, uuidA))),
+		pod("ml", "b", ctr("main", devs(DefaultResourceName, uuidB))),
+	), nil)
+	serve(t, path, k)
+	c := newTestClient(t, path)
+	got, err := c.Get(context.Background(), "ml", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.GetName() != "b" || got.GetContainers()[0].GetDevices()[0].GetDeviceIds()[0] != uuidB {
+		t.Errorf("Get(ml/b) = %v", got)
+	}
+	if _, err := c.Get(context.Background(), "ml", "gone"); !errors.Is(err, ErrPodNotListed) || !strings.Contains(err.Error(), "ml/gone") {
+		t.Errorf("Get of a pod the kubelet lacks: %v, want ErrPodNotListed naming ml/gone", err)
+	}
+	k.set(nil, status.Error(codes.PermissionDenied, "no"))
+	if _, err := c.Get(context.Background(), "ml", "a"); err == nil || errors.Is(err, ErrPodNotListed) {
+		t.Errorf("Get while the kubelet refuses: %v, want an error that is not ErrPodNotListed", err)
 	}
 }
