@@ -114,8 +114,9 @@ func run(pods, reps int) (err error) {
 		}
 		fmt.Printf("plugin call latency over %d rounds (histogram, interpolated), %s: p50 %.2f ms, p99 %.2f ms\n", reps, name, after.CallQuantile(before, method, 0.5)*1000, after.CallQuantile(before, method, 0.99)*1000)
 	}
-	fmt.Printf("where the calls' time went (sums over the device rounds): kubelet pod-resources List %.2f s in %v calls, waiting for the pod index %.2f s in %v waits\n",
+	fmt.Printf("where the calls' time went (sums over the device rounds): kubelet pod-resources List %.2f s in %v calls, Get %.2f s in %v calls, waiting for the pod index %.2f s in %v waits\n",
 		after.Since(before, "gpufleet_deviceplugin_podresources_list_duration_seconds_sum"), after.Since(before, "gpufleet_deviceplugin_podresources_list_duration_seconds_count"),
+		after.Since(before, "gpufleet_deviceplugin_podresources_get_duration_seconds_sum"), after.Since(before, "gpufleet_deviceplugin_podresources_get_duration_seconds_count"),
 		after.Since(before, "gpufleet_deviceplugin_pod_index_wait_seconds_sum"), after.Since(before, "gpufleet_deviceplugin_pod_index_wait_seconds_count"))
 	a, b := quantile(devP50, 0.5), quantile(baseP50, 0.5)
 	fmt.Printf("median of round p50s: with devices %.2f s, without %.2f s (ratio %.2f)\n", a, b, a/b)
