@@ -60,7 +60,7 @@ func checkCertFiles(certFile, keyFile string, now time.Time) error {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("serving certificate: %w (mount the Secret that holds it, or use --serving-cert-secret to have the adapter keep one)", err)
 		}
-		return fmt.Errorf("serving certificate %s with key %s: %w", certFile, keyFile, err)
+		return fmt.Errorf("serving certificate %s with key %s: %w (pass the key of that certificate, or use --serving-cert-secret to have the adapter keep a pair)", certFile, keyFile, err)
 	}
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {

@@ -3,6 +3,7 @@ package servingcert
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"sync"
@@ -39,11 +40,12 @@ type Controller struct {
 	factory informers.SharedInformerFactory
 	kick    chan struct{}
 
-	mu        sync.Mutex
-	certPEM   []byte
-	keyPEM    []byte
-	listeners []listener
-	served    chan struct{} // closed once a certificate is served
+	mu         sync.Mutex
+	certPEM    []byte
+	keyPEM     []byte
+	servedCert *x509.Certificate
+	listeners  []listener
+	served     chan struct{} // closed once a certificate is served
 
 	rotations *prometheus.CounterVec
 	notAfter  *prometheus.GaugeVec
@@ -268,17 +270,21 @@ func (c *Controller) inject(ctx context.Context, bundle []byte) (bool, error) {
 	return err == nil, err
 }
 
-// serve switches to the Secret's certificate if it is usable and new.
+// serve switches to the Secret's certificate if it is usable and new: not
+// issued before the one served (the watch can deliver an older version of
+// the Secret after the controller's own write).
 func (c *Controller) serve(sec *corev1.Secret) {
 	cont := read(sec.Data, sec.Annotations, c.opts.dnsNames()[0], c.now())
 	if cont.cert == nil {
 		return
 	}
 	c.mu.Lock()
-	if bytes.Equal(c.certPEM, cont.cert.certPEM) && bytes.Equal(c.keyPEM, cont.cert.keyPEM) {
+	if bytes.Equal(c.certPEM, cont.cert.certPEM) && bytes.Equal(c.keyPEM, cont.cert.keyPEM) ||
+		c.servedCert != nil && cont.cert.cert.NotBefore.Before(c.servedCert.NotBefore) {
 		c.mu.Unlock()
 		return
 	}
+	c.servedCert = cont.cert.cert
 	first := c.certPEM == nil
 	c.certPEM, c.keyPEM = cont.cert.certPEM, cont.cert.keyPEM
 	ls := append([]listener(nil), c.listeners...)
