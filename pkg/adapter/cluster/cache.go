@@ -8,6 +8,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -39,6 +40,7 @@ type Cache struct {
 	deploys cache.SharedIndexInformer
 	sets    cache.SharedIndexInformer
 	nodes   cache.SharedIndexInformer
+	labels  *labelCounts
 	synced  atomic.Bool
 }
 
@@ -52,6 +54,7 @@ func New(client kubernetes.Interface) (*Cache, error) {
 		deploys: f.Apps().V1().Deployments().Informer(),
 		sets:    f.Apps().V1().StatefulSets().Informer(),
 		nodes:   f.Core().V1().Nodes().Informer(),
+		labels:  newLabelCounts(),
 	}
 	for _, inf := range []cache.SharedIndexInformer{c.pods, c.rs} {
 		if err := inf.AddIndexers(cache.Indexers{ownerIndex: byControllerUID}); err != nil {
@@ -60,6 +63,9 @@ func New(client kubernetes.Interface) (*Cache, error) {
 	}
 	if err := c.pods.AddIndexers(cache.Indexers{labelIndex: byNamespaceLabel}); err != nil {
 		return nil, fmt.Errorf("adding the label index: %w", err)
+	}
+	if _, err := c.pods.AddEventHandler(c.labels.handler()); err != nil {
+		return nil, fmt.Errorf("counting the label index: %w", err)
 	}
 	return c, nil
 }
@@ -123,11 +129,11 @@ func (c *Cache) Pods(namespace string, sel labels.Selector) []*corev1.Pod {
 			pods = append(pods, p)
 		}
 	}
-	sort.Slice(pods, func(i, j int) bool {
-		if pods[i].Namespace != pods[j].Namespace {
-			return pods[i].Namespace < pods[j].Namespace
+	slices.SortFunc(pods, func(a, b *corev1.Pod) int {
+		if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
+			return c
 		}
-		return pods[i].Name < pods[j].Name
+		return strings.Compare(a.Name, b.Name)
 	})
 	return pods
 }
@@ -142,22 +148,32 @@ func (c *Cache) byLabel(namespace string, sel labels.Selector) ([]any, bool) {
 	if !selectable {
 		return nil, false
 	}
-	var best []any
-	found := false
+	var best []string
+	bestCount := -1
 	for _, r := range reqs {
 		if op := r.Operator(); op != selection.Equals && op != selection.DoubleEquals && op != selection.In {
 			continue
 		}
-		var objs []any
+		var keys []string
+		n := 0
 		for v := range r.Values() {
-			got, _ := c.pods.GetIndexer().ByIndex(labelIndex, namespace+"/"+r.Key()+"="+v)
-			objs = append(objs, got...)
+			k := namespace + "/" + r.Key() + "=" + v
+			keys = append(keys, k)
+			n += c.labels.count(k)
 		}
-		if !found || len(objs) < len(best) {
-			best, found = objs, true
+		if bestCount < 0 || n < bestCount {
+			best, bestCount = keys, n
 		}
 	}
-	return best, found
+	if bestCount < 0 {
+		return nil, false
+	}
+	var objs []any
+	for _, k := range best {
+		got, _ := c.pods.GetIndexer().ByIndex(labelIndex, k)
+		objs = append(objs, got...)
+	}
+	return objs, true
 }
 
 func byNamespaceLabel(obj any) ([]string, error) {

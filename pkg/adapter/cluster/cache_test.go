@@ -613,3 +613,36 @@ func TestStripKeepsEffectiveGPURequests(t *testing.T) {
 		})
 	}
 }
+
+// The label counts that pick a selector's narrowest requirement follow
+// pods as they come, change labels and go.
+func TestLabelCountsFollowPods(t *testing.T) {
+	var objs []runtime.Object
+	for i := range 10 {
+		objs = append(objs, pod("a", fmt.Sprintf("p%d", i), withLabels("role", "scale", "group", fmt.Sprintf("g%d", i%2))))
+	}
+	client := fake.NewClientset(objs...)
+	c := startCache(t, client)
+	counts := func() [3]int {
+		return [3]int{c.labels.count("a/role=scale"), c.labels.count("a/group=g0"), c.labels.count("a/group=g1")}
+	}
+	poll(t, "counts after the first list", func() bool { return counts() == [3]int{10, 5, 5} })
+	ctx := context.Background()
+	p, err := client.CoreV1().Pods("a").Get(ctx, "p0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Labels["group"] = "g1"
+	if _, err := client.CoreV1().Pods("a").Update(ctx, p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "counts after a relabel", func() bool { return counts() == [3]int{10, 4, 6} })
+	if err := client.CoreV1().Pods("a").Delete(ctx, "p1", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "counts after a delete", func() bool { return counts() == [3]int{9, 4, 5} })
+	sel, _ := labels.Parse("role=scale,group=g0")
+	if got := len(c.Pods("a", sel)); got != 4 {
+		t.Errorf("Pods(role=scale,group=g0) = %d pods, want 4", got)
+	}
+}

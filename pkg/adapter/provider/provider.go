@@ -170,7 +170,7 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 	if !ok {
 		return nil, notFound
 	}
-	v := metricValue(k, name.Namespace, name.Name, info.Metric, metricSelector, s)
+	v := metricValue(k, name.Namespace, name.Name, info.Metric, labelSelector(metricSelector), s)
 	return &v, nil
 }
 
@@ -181,6 +181,8 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 		return nil, err
 	}
 	list := &custom_metrics.MetricValueList{}
+	// One selector for every item: parsed once, not per pod.
+	ls := labelSelector(metricSelector)
 	switch k.kind {
 	case "Pod":
 		var pods []source.Pod
@@ -196,7 +198,7 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 		list.Items = make([]custom_metrics.MetricValue, 0, len(pods))
 		for i, pod := range pods {
 			if oks[i] {
-				list.Items = append(list.Items, metricValue(k, pod.Namespace, pod.Name, info.Metric, metricSelector, vals[i]))
+				list.Items = append(list.Items, metricValue(k, pod.Namespace, pod.Name, info.Metric, ls, vals[i]))
 			}
 		}
 	case "Node":
@@ -207,7 +209,7 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 		}
 		for i, n := range nodes {
 			if oks[i] {
-				list.Items = append(list.Items, metricValue(k, "", n, info.Metric, metricSelector, vals[i]))
+				list.Items = append(list.Items, metricValue(k, "", n, info.Metric, ls, vals[i]))
 			}
 		}
 	default:
@@ -221,7 +223,7 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 				return nil, internal(err)
 			}
 			if ok {
-				list.Items = append(list.Items, metricValue(k, w.Namespace, w.Name, info.Metric, metricSelector, s))
+				list.Items = append(list.Items, metricValue(k, w.Namespace, w.Name, info.Metric, ls, s))
 			}
 		}
 	}
@@ -330,21 +332,28 @@ func podRef(p *corev1.Pod) source.Pod {
 	return source.Pod{Namespace: p.Namespace, Name: p.Name, Node: p.Spec.NodeName}
 }
 
-func metricValue(k kind, namespace, name, metric string, sel labels.Selector, s source.Sample) custom_metrics.MetricValue {
-	v := custom_metrics.MetricValue{
+// metricValue is one item; ls is the metric selector as the API shows it
+// (shared, never modified).
+func metricValue(k kind, namespace, name, metric string, ls *metav1.LabelSelector, s source.Sample) custom_metrics.MetricValue {
+	return custom_metrics.MetricValue{
 		DescribedObject: custom_metrics.ObjectReference{Kind: k.kind, APIVersion: k.apiVersion, Namespace: namespace, Name: name},
-		Metric:          custom_metrics.MetricIdentifier{Name: metric},
+		Metric:          custom_metrics.MetricIdentifier{Name: metric, Selector: ls},
 		Timestamp:       metav1.NewTime(s.Timestamp),
 		WindowSeconds:   windowSeconds(s.Window),
 		Value:           quantity(s.Value),
 	}
-	if sel != nil && !sel.Empty() {
-		ls, err := metav1.ParseToLabelSelector(sel.String())
-		if err == nil {
-			v.Metric.Selector = ls
-		}
+}
+
+// labelSelector is sel as the API shows it, nil when it selects everything.
+func labelSelector(sel labels.Selector) *metav1.LabelSelector {
+	if sel == nil || sel.Empty() {
+		return nil
 	}
-	return v
+	ls, err := metav1.ParseToLabelSelector(sel.String())
+	if err != nil {
+		return nil
+	}
+	return ls
 }
 
 // windowSeconds is the window rounded to whole seconds (at least 1), nil
