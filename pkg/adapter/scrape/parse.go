@@ -7,6 +7,7 @@ import (
 	"mime"
 	"slices"
 	"strings"
+	"sync"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -87,15 +88,28 @@ func parse(body []byte, contentType string, keep func(string) bool) ([]parsedSam
 // textToMetricFamilies runs expfmt's text parser, turning its panics into
 // errors: in v0.70 it dereferences nil on some malformed lines, e.g. "{}",
 // and one target's bad body must not take the adapter down.
+//
+// Parsers are reused: each holds a 4 KiB read buffer that a new parser per
+// scrape allocated again, a quarter of all the adapter's allocations with
+// 10,000 pods scraped every second. A parser that panicked is dropped.
 func textToMetricFamilies(text []byte) (fams map[string]*dto.MetricFamily, err error) {
+	p := textParsers.Get().(*expfmt.TextParser)
+	in := bytes.NewReader(text)
 	defer func() {
 		if r := recover(); r != nil {
 			fams, err = nil, fmt.Errorf("malformed exposition (parser panic: %v)", r)
+			return
 		}
+		in.Reset(nil) // the pooled parser keeps no scrape body alive
+		textParsers.Put(p)
 	}()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	return p.TextToMetricFamilies(bytes.NewReader(text))
+	return p.TextToMetricFamilies(in)
 }
+
+var textParsers = sync.Pool{New: func() any {
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	return &p
+}}
 
 // isOpenMetrics tells the text formats apart by media type. An empty or
 // unknown type is read as Prometheus text, as Prometheus itself does.
