@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
@@ -158,18 +157,14 @@ func phase(ctx context.Context, o options, client kubernetes.Interface, dir, sch
 	}
 	defer func() { w.Stop() }()
 
-	log, err := os.Create(filepath.Join(dir, "scheduler-"+profile+".log"))
+	// Started like the control plane's children: it dies with this process,
+	// and not before (see localcluster.StartProcess).
+	sched, err := localcluster.StartProcess("scheduler", os.Args[0], []string{"--run-scheduler", schedCfg}, nil,
+		filepath.Join(dir, "scheduler-"+profile+".log"))
 	if err != nil {
 		return 0, err
 	}
-	defer log.Close()
-	cmd := exec.CommandContext(ctx, os.Args[0], "--run-scheduler", schedCfg)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return 0, err
-	}
-	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	defer func() { _ = sched.Stop(30 * time.Second) }()
 
 	bound := map[string]bool{}
 	rv := list.ResourceVersion
@@ -202,7 +197,7 @@ func phase(ctx context.Context, o options, client kubernetes.Interface, dir, sch
 			last = now
 			bound[p.Name] = true
 		case <-deadline:
-			return 0, fmt.Errorf("only %d of %d pods bound after %s (scheduler log: %s)", len(bound), len(pods), o.timeout, log.Name())
+			return 0, fmt.Errorf("only %d of %d pods bound after %s; scheduler log, last lines:\n%s", len(bound), len(pods), o.timeout, sched.LogTail(20))
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}

@@ -21,13 +21,13 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/gpufleet/gpufleet/internal/testutil"
+	"github.com/gpufleet/gpufleet/pkg/localcluster"
 )
 
 const (
@@ -53,10 +53,7 @@ type Server struct {
 	url     string
 	dir     string
 	logPath string
-	cmd     *exec.Cmd
-	// exited is closed once the process has exited; waitErr is then set.
-	exited  chan struct{}
-	waitErr error
+	proc    *localcluster.Process
 	// mu serializes SetTargets.
 	mu sync.Mutex
 }
@@ -115,7 +112,6 @@ func Launch(dir string, cfg Config) (*Server, error) {
 		url:     "http://" + addr,
 		dir:     dir,
 		logPath: filepath.Join(dir, "prometheus.log"),
-		exited:  make(chan struct{}),
 	}
 	if err := s.start(bin, configPath, addr); err != nil {
 		return nil, fmt.Errorf("promtest: %w", err)
@@ -133,28 +129,23 @@ func Launch(dir string, cfg Config) (*Server, error) {
 // Stop stops Prometheus (SIGTERM, then SIGKILL after a grace period).
 func (s *Server) Stop() error { return s.stop() }
 
+// start runs Prometheus the way the control plane's children run: from an
+// OS thread kept for it, so it dies with this process (even on SIGKILL) and
+// never earlier. Pdeathsig fires when the starting thread exits, and the Go
+// runtime ends threads that a finished goroutine left locked, so setting it
+// from an arbitrary thread once killed Prometheus in the middle of a
+// benchmark, when another child's goroutine ended on that thread.
 func (s *Server) start(bin, configPath, addr string) error {
-	logFile, err := os.Create(s.logPath)
+	p, err := localcluster.StartProcess("prometheus", bin, []string{
+		"--config.file=" + configPath,
+		"--storage.tsdb.path=" + filepath.Join(s.dir, "data"),
+		"--web.listen-address=" + addr,
+		"--log.level=warn",
+	}, nil, s.logPath)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = logFile.Close() }() // the child has its own descriptor
-	s.cmd = exec.Command(bin,
-		"--config.file="+configPath,
-		"--storage.tsdb.path="+filepath.Join(s.dir, "data"),
-		"--web.listen-address="+addr,
-		"--log.level=warn",
-	)
-	s.cmd.Stdout = logFile
-	s.cmd.Stderr = logFile
-	s.cmd.SysProcAttr = sysProcAttr()
-	if err := s.cmd.Start(); err != nil {
-		return fmt.Errorf("starting %s: %w", bin, err)
-	}
-	go func() {
-		s.waitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
+	s.proc = p
 	return nil
 }
 
@@ -163,10 +154,8 @@ func (s *Server) start(bin, configPath, addr string) error {
 func (s *Server) waitReady(ctx context.Context) error {
 	var last string
 	err := wait.PollUntilContextCancel(ctx, pollInterval, true, func(ctx context.Context) (bool, error) {
-		select {
-		case <-s.exited:
-			return false, fmt.Errorf("prometheus exited before it was ready: %v", s.waitErr)
-		default:
+		if done, err := s.proc.Exited(); done {
+			return false, fmt.Errorf("prometheus exited before it was ready: %v", err)
 		}
 		code, err := s.get(ctx, "/-/ready", nil)
 		switch {
@@ -185,22 +174,10 @@ func (s *Server) waitReady(ctx context.Context) error {
 
 // stop sends SIGTERM, and SIGKILL if Prometheus has not exited after 10s.
 func (s *Server) stop() error {
-	select {
-	case <-s.exited:
-		return nil
-	default:
-	}
-	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := s.proc.Stop(stopTimeout); err != nil {
 		return fmt.Errorf("stopping prometheus: %w", err)
 	}
-	select {
-	case <-s.exited:
-		return nil
-	case <-time.After(stopTimeout):
-	}
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-	return fmt.Errorf("prometheus did not exit within %v of SIGTERM; killed it", stopTimeout)
+	return nil
 }
 
 // URL returns the server's base URL, e.g. "http://127.0.0.1:41235".
@@ -275,14 +252,4 @@ func (s *Server) get(ctx context.Context, path string, into any) (int, error) {
 }
 
 // LogTail returns the last n lines of Prometheus' output.
-func (s *Server) LogTail(n int) string {
-	b, err := os.ReadFile(s.logPath)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", s.logPath, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func (s *Server) LogTail(n int) string { return localcluster.TailFile(s.logPath, n) }

@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -59,43 +57,23 @@ func startScheduler(t *testing.T, c *localcluster.Cluster, strategy string) (kil
 	if err != nil {
 		t.Fatal(err)
 	}
-	logPath := filepath.Join(dir, "scheduler.log")
-	logFile, err := os.Create(logPath)
+	// Started from a thread kept for it (localcluster.StartProcess): a
+	// Pdeathsig child started from any thread died whenever the Go runtime
+	// ended that thread, which it does after a goroutine that locked it.
+	p, err := localcluster.StartProcess("scheduler", os.Args[0], []string{"-test.run=^$"},
+		[]string{schedulerConfigEnv + "=" + cfg}, filepath.Join(dir, "scheduler.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), schedulerConfigEnv+"="+cfg)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	var once sync.Once
-	kill = func() {
-		once.Do(func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			_ = logFile.Close()
-		})
-	}
+	kill = func() { once.Do(func() { _ = p.Kill() }) }
 	t.Cleanup(func() {
 		kill()
 		if t.Failed() {
-			if out, err := os.ReadFile(logPath); err == nil {
-				t.Logf("scheduler log (%s):\n%s", logPath, lastLines(string(out), 60))
-			}
+			t.Logf("scheduler log (%s):\n%s", filepath.Join(dir, "scheduler.log"), p.LogTail(60))
 		}
 	})
 	return kill
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // gpuPod is a pod for gpufleet-scheduler asking for whole GPUs (gpus > 0)
