@@ -86,6 +86,8 @@ type Cluster struct {
 	sched    *process
 	pids     []int
 	ports    []int
+	// launched remembers how each component was started, for CrashRestart.
+	launched map[string]launchSpec
 	stopped  bool
 	stopErr  error
 	stopOnce sync.Once
@@ -315,6 +317,12 @@ func (c *Cluster) launch(ctx context.Context, name string, nPorts int, args func
 		c.mu.Unlock()
 		err = waitReady(ctx, p, c.startTimeout, func(ctx context.Context) error { return ready(ctx, ports) })
 		if err == nil {
+			c.mu.Lock()
+			if c.launched == nil {
+				c.launched = map[string]launchSpec{}
+			}
+			c.launched[name] = launchSpec{args: args(ports), ports: ports, ready: ready}
+			c.mu.Unlock()
 			return p, ports, nil
 		}
 		tail := p.logTail(40)
