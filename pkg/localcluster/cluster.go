@@ -79,13 +79,13 @@ type Cluster struct {
 	bins         map[string]string
 	pki          *pki
 
-	mu       sync.Mutex
-	etcd     *process
-	api      *process
-	kcm      *process
-	sched    *process
-	pids     []int
-	ports    []int
+	mu    sync.Mutex
+	etcd  *process
+	api   *process
+	kcm   *process
+	sched *process
+	pids  []int
+	ports []int
 	// launched remembers how each component was started, for CrashRestart.
 	launched map[string]launchSpec
 	stopped  bool
