@@ -21,11 +21,11 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/klog/v2"
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
+	aggregatorinformers "k8s.io/kube-aggregator/pkg/client/informers/externalversions"
 )
 
 // resync bounds how long the controller goes without checking the Secret
-// and the APIServices (someone may re-apply an APIService without its
-// bundle).
+// and the APIServices even if no watch says anything changed.
 const resync = 5 * time.Minute
 
 // Controller keeps the Secret, injects its CA bundle and serves its
@@ -38,7 +38,10 @@ type Controller struct {
 	secrets corev1listers.SecretLister
 	synced  cache.InformerSynced
 	factory informers.SharedInformerFactory
-	kick    chan struct{}
+	// apiFactories watch the APIServices, one each: an APIService that
+	// loses its bundle (re-created, replaced) gets it back at once.
+	apiFactories []aggregatorinformers.SharedInformerFactory
+	kick         chan struct{}
 
 	mu         sync.Mutex
 	certPEM    []byte
@@ -88,6 +91,20 @@ func New(opts Options, client kubernetes.Interface, agg aggregator.Interface) (*
 		return nil, err
 	}
 	c.synced = reg.HasSynced
+	for _, name := range opts.APIServices {
+		f := aggregatorinformers.NewSharedInformerFactoryWithOptions(agg, 0,
+			aggregatorinformers.WithTweakListOptions(func(lo *metav1.ListOptions) {
+				lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", name).String()
+			}))
+		if _, err := f.Apiregistration().V1().APIServices().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { c.poke() },
+			UpdateFunc: func(any, any) { c.poke() },
+			DeleteFunc: func(any) { c.poke() },
+		}); err != nil {
+			return nil, err
+		}
+		c.apiFactories = append(c.apiFactories, f)
+	}
 	return c, nil
 }
 
@@ -108,6 +125,9 @@ func (c *Controller) poke() {
 // within timeout.
 func (c *Controller) Start(ctx context.Context, timeout time.Duration) error {
 	c.factory.Start(ctx.Done())
+	for _, f := range c.apiFactories {
+		f.Start(ctx.Done())
+	}
 	go c.run(ctx)
 	t := time.NewTimer(timeout)
 	defer t.Stop()

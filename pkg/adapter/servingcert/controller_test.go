@@ -497,3 +497,23 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("New with a too short validity = %v, want the Validate error", err)
 	}
 }
+
+// An APIService that loses its bundle (re-created or replaced by hand)
+// gets it back from the controller's watch, long before the resync.
+func TestControllerRestoresAWipedBundle(t *testing.T) {
+	f := newFakes(t, DefaultAPIServices)
+	c := mustStart(t, newController(t, f, controllerOptions()))
+	waitFor(t, 10*time.Second, "first convergence", func() (bool, string) { return converged(t, f, DefaultAPIServices, c) })
+	name := DefaultAPIServices[1]
+	as := f.apiService(t, name)
+	as.Spec.CABundle, as.Spec.InsecureSkipTLSVerify = nil, true
+	if _, err := f.agg.ApiregistrationV1().APIServices().Update(context.Background(), as, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// resync is minutes; the watch answers in moments.
+	waitFor(t, 5*time.Second, "the bundle back on "+name, func() (bool, string) {
+		got := f.apiService(t, name)
+		return len(got.Spec.CABundle) > 0 && !got.Spec.InsecureSkipTLSVerify,
+			fmt.Sprintf("caBundle %d bytes, insecureSkipTLSVerify %v", len(got.Spec.CABundle), got.Spec.InsecureSkipTLSVerify)
+	})
+}
