@@ -146,6 +146,12 @@ e2e: deps tools build images ## End-to-end tests (test/e2e): load, HPA up and do
 	GPUFLEET_E2E_SUMMARY=$(OUTPUT)/e2e $(GO) test -count=1 -timeout 15m -v -run E2E $(GOTEST_FLAGS) ./test/e2e/
 	@if [ -f $(OUTPUT)/e2e/real ]; then cat $(OUTPUT)/e2e/real; else cat $(OUTPUT)/e2e/simulated; fi
 
+.PHONY: chaos
+chaos: deps tools build images ## Faults under steady load on the real node (test/e2e TestIntegrationE2EChaos): kill -9 an adapter replica, the scheduler leader, the gpu-agent; crash-restart kube-apiserver and etcd; ends with one summary line.
+	@rm -rf $(OUTPUT)/chaos && mkdir -p $(OUTPUT)/chaos
+	GPUFLEET_CHAOS_SUMMARY=$(OUTPUT)/chaos GPUFLEET_REQUIRE_REAL_NODE=1 $(GO) test -count=1 -timeout 20m -v -run 'TestIntegrationE2EChaos$$' $(GOTEST_FLAGS) ./test/e2e/
+	@cat $(OUTPUT)/chaos/chaos
+
 .PHONY: bench-controlplane
 bench-controlplane: tools ## Control-plane start and stop time: median and max of 5 starts.
 	$(GO) test -run '^$$' -bench BenchmarkControlPlaneStart -benchtime 5x ./pkg/localcluster/
