@@ -24,7 +24,6 @@ import (
 	"github.com/gpufleet/gpufleet/internal/schedconfig"
 	"github.com/gpufleet/gpufleet/internal/stack"
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
-	"github.com/gpufleet/gpufleet/pkg/localcluster/clustertest"
 	"github.com/gpufleet/gpufleet/pkg/names"
 )
 
@@ -40,23 +39,10 @@ const systemNS = "gpufleet-system"
 // leader held the lease. Targets: no inference request fails, no GPU is
 // given out twice, metric gaps of at most 10 s, recovery within 30 s.
 func TestIntegrationE2EChaos(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: starts a control plane and a real node; run without -short")
-	}
-	if err := stack.RealNodeUnavailable(); err != nil {
-		clustertest.RealNodeUnavailable(t, err)
-	}
-	s := startStack(t, stack.Options{RealNode: true, Progress: func(step string) { t.Log(step) }})
+	s, load, background := realStackWithLoad(t)
 	ctx := t.Context()
-	loadCtx, cancel := context.WithCancel(context.Background())
-	var background sync.WaitGroup
-	t.Cleanup(func() { cancel(); background.Wait() })
-	load := deployWithLoad(t, loadCtx, s, &background)
-	if err := s.CreateHPA(ctx, maxReplicas, targetRPS); err != nil {
-		t.Fatal(err)
-	}
 	load.SetRate(lowRPS)
-	m := startMetricReader(t, loadCtx, s, &background)
+	m := startMetricReader(t, background.ctx, s, &background.wg)
 	if err := m.waitFresh(ctx, time.Minute); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpufleet/gpufleet/internal/loadgen"
 	"github.com/gpufleet/gpufleet/internal/stack"
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 	"github.com/gpufleet/gpufleet/pkg/localcluster/clustertest"
@@ -28,23 +29,10 @@ import (
 // it from its environment); a low load scales it down, and no request
 // fails.
 func TestIntegrationE2ERealNode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("end-to-end: starts a control plane and a real node; run without -short")
-	}
-	if err := stack.RealNodeUnavailable(); err != nil {
-		clustertest.RealNodeUnavailable(t, err)
-	}
 	began := time.Now()
-	s := startStack(t, stack.Options{RealNode: true, Progress: func(step string) { t.Log(step) }})
+	s, load, _ := realStackWithLoad(t)
 	client, node := s.Client, s.Nodes[0].Name
 	ctx := t.Context()
-	loadCtx, cancel := context.WithCancel(context.Background())
-	var background sync.WaitGroup
-	t.Cleanup(func() { cancel(); background.Wait() })
-	load := deployWithLoad(t, loadCtx, s, &background)
-	if err := s.CreateHPA(ctx, maxReplicas, targetRPS); err != nil {
-		t.Fatal(err)
-	}
 
 	load.SetRate(stepRPS)
 	step := time.Now()
@@ -117,4 +105,34 @@ func summary(t *testing.T, node string, failed int64, up, down time.Duration) {
 			t.Error(err)
 		}
 	}
+}
+
+// realStackWithLoad skips t where no real node can run, else starts the
+// stack on the real node with the model deployed, a load generator at rate
+// 0 following its pods, and the HPA. The load and anything started in
+// background run until t ends.
+func realStackWithLoad(t *testing.T) (s *stack.Stack, load *loadgen.Generator, background *runUntilEnd) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: starts a control plane and a real node; run without -short")
+	}
+	if err := stack.RealNodeUnavailable(); err != nil {
+		clustertest.RealNodeUnavailable(t, err)
+	}
+	s = startStack(t, stack.Options{RealNode: true, Progress: func(step string) { t.Log(step) }})
+	ctx, cancel := context.WithCancel(context.Background())
+	background = &runUntilEnd{ctx: ctx}
+	t.Cleanup(func() { cancel(); background.wg.Wait() })
+	load = deployWithLoad(t, ctx, s, &background.wg)
+	if err := s.CreateHPA(t.Context(), maxReplicas, targetRPS); err != nil {
+		t.Fatal(err)
+	}
+	return s, load, background
+}
+
+// runUntilEnd is the context and wait group of goroutines that run until
+// the test ends.
+type runUntilEnd struct {
+	ctx context.Context
+	wg  sync.WaitGroup
 }
