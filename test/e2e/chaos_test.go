@@ -24,6 +24,7 @@ import (
 	"github.com/gpufleet/gpufleet/internal/schedconfig"
 	"github.com/gpufleet/gpufleet/internal/stack"
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
+	"github.com/gpufleet/gpufleet/pkg/localcluster/clustertest"
 	"github.com/gpufleet/gpufleet/pkg/names"
 )
 
@@ -93,7 +94,7 @@ func TestIntegrationE2EChaos(t *testing.T) {
 			if err := k.restarted(ctx, client); err != nil {
 				return err
 			}
-			if err := deploymentReady(ctx, client, systemNS, "gpufleet-metrics-adapter"); err != nil {
+			if err := clustertest.DeploymentReady(ctx, client, systemNS, "gpufleet-metrics-adapter"); err != nil {
 				return err
 			}
 			return adaptertest.WaitAvailable(ctx, s.Cluster.Config, time.Second)
@@ -411,17 +412,6 @@ func (p *leaderProbe) boundWithoutLeader() int {
 		}
 	}
 	return n
-}
-
-func deploymentReady(ctx context.Context, client kubernetes.Interface, ns, name string) error {
-	d, err := client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	if d.Status.ReadyReplicas != *d.Spec.Replicas || d.Status.UpdatedReplicas != *d.Spec.Replicas {
-		return fmt.Errorf("Deployment %s/%s: %d of %d ready", ns, name, d.Status.ReadyReplicas, *d.Spec.Replicas)
-	}
-	return nil
 }
 
 func daemonSetReady(ctx context.Context, client kubernetes.Interface) error {

@@ -40,12 +40,7 @@ type adapterProc struct {
 func startAdapter(t *testing.T, c *localcluster.Cluster, port int, flags ...string) *adapterProc {
 	t.Helper()
 	if port == 0 {
-		addr, err := testutil.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, p, _ := net.SplitHostPort(addr)
-		port, _ = strconv.Atoi(p)
+		port = freePort(t)
 	}
 	dir := t.TempDir()
 	args := append(adaptertest.Flags(c, port, dir), flags...)
@@ -119,4 +114,19 @@ func getJSON(ctx context.Context, hc *http.Client, url string, into any) error {
 		return err
 	}
 	return json.Unmarshal([]byte(body), into)
+}
+
+// freePort is a free loopback port.
+func freePort(t *testing.T) int {
+	t.Helper()
+	addr, err := testutil.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, p, _ := net.SplitHostPort(addr)
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return port
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,7 +24,6 @@ import (
 	aggregator "k8s.io/kube-aggregator/pkg/client/clientset_generated/clientset"
 
 	"github.com/gpufleet/gpufleet/internal/adaptertest"
-	"github.com/gpufleet/gpufleet/internal/testutil"
 	"github.com/gpufleet/gpufleet/pkg/adapter/servingcert"
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 	"github.com/gpufleet/gpufleet/pkg/localcluster/clustertest"
@@ -188,20 +186,6 @@ func servedSerial(t *testing.T, port int) string {
 	}
 	defer conn.Close()
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber.String()
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	addr, err := testutil.FreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, p, _ := net.SplitHostPort(addr)
-	port, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return port
 }
 
 // history records, in etcd order (resourceVersion), every serving

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -73,7 +72,7 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 			return nil
 		}},
 		{"metrics-adapter ready and its APIServices Available", func(ctx context.Context) error {
-			if err := deploymentReady(ctx, client, "gpufleet-system", "gpufleet-metrics-adapter"); err != nil {
+			if err := clustertest.DeploymentReady(ctx, client, "gpufleet-system", "gpufleet-metrics-adapter"); err != nil {
 				return err
 			}
 			for _, name := range []string{"v1beta1.custom.metrics.k8s.io", "v1beta2.custom.metrics.k8s.io", "v1beta1.external.metrics.k8s.io"} {
@@ -109,7 +108,7 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 			return nil
 		}},
 		{"scheduler ready and holding its Lease", func(ctx context.Context) error {
-			if err := deploymentReady(ctx, client, "gpufleet-system", "gpufleet-scheduler"); err != nil {
+			if err := clustertest.DeploymentReady(ctx, client, "gpufleet-system", "gpufleet-scheduler"); err != nil {
 				return err
 			}
 			l, err := client.CoordinationV1().Leases("gpufleet-system").Get(ctx, "gpufleet-scheduler", metav1.GetOptions{})
@@ -123,7 +122,7 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 		}},
 		{"example models placed by gpufleet-scheduler and Ready", func(ctx context.Context) error {
 			for _, d := range []string{"property-value", "property-value-shared"} {
-				if err := deploymentReady(ctx, client, "ml-production", d); err != nil {
+				if err := clustertest.DeploymentReady(ctx, client, "ml-production", d); err != nil {
 					return err
 				}
 			}
@@ -179,25 +178,6 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 		}
 		cancel()
 	}
-}
-
-func deploymentReady(ctx context.Context, client kubernetes.Interface, ns, name string) error {
-	d, err := client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		return err
-	}
-	if d.Status.ReadyReplicas < *d.Spec.Replicas || d.Status.UpdatedReplicas < *d.Spec.Replicas {
-		return fmt.Errorf("deployment %s/%s: %d of %d ready: %v", ns, name, d.Status.ReadyReplicas, *d.Spec.Replicas, conditions(d))
-	}
-	return nil
-}
-
-func conditions(d *appsv1.Deployment) []string {
-	var out []string
-	for _, c := range d.Status.Conditions {
-		out = append(out, fmt.Sprintf("%s=%s (%s)", c.Type, c.Status, c.Message))
-	}
-	return out
 }
 
 // podSummary says where every pod is and why it is not ready, with the
