@@ -196,8 +196,9 @@ func (c *Controller) reconcile(ctx context.Context) (time.Time, error) {
 		return next, injectErr
 	}
 	written, err := c.write(ctx, sec, u)
-	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) {
-		// Another replica wrote first; its write is on the way.
+	if apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || (sec != nil && apierrors.IsNotFound(err)) {
+		// Another replica (or an admin deleting the Secret) changed it
+		// first; the watch brings the change, and the next look acts on it.
 		logger.V(2).Info("Secret changed meanwhile; looking again", "reason", u.reason)
 		return now.Add(time.Second), nil
 	}
