@@ -20,8 +20,10 @@ const SchedulerName = "gpufleet-scheduler"
 // the same): GPUPack at every extension point with weight 10, and the
 // default NodeResourcesFit and NodeResourcesBalancedAllocation scoring off,
 // no cluster-default PodTopologySpread constraints (they spread a
-// Deployment's replicas; a pod's own constraints still apply), GPUPack
-// binding GPU pods (with their GPU indices, one API write).
+// Deployment's replicas; a pod's own constraints still apply), GPUPack's
+// Filter first (it turns away nodes with full GPUs from its cached ledger
+// before NodeResourcesFit's costlier per-node check), GPUPack binding GPU
+// pods (with their GPU indices, one API write).
 func GPUPackProfile(schedulerName, strategy string) string {
 	return fmt.Sprintf(`- schedulerName: %s
   plugins:
@@ -29,6 +31,9 @@ func GPUPackProfile(schedulerName, strategy string) string {
       enabled:
       - name: GPUPack
         weight: 10
+    filter:
+      enabled:
+      - name: GPUPack
     bind:
       enabled:
       - name: GPUPack
