@@ -29,10 +29,13 @@ type Value struct {
 // metric whose labels match sel (see matches). It has no value for an
 // unknown or stale target, or when no series matches.
 func (s *Store) Gauge(key, metric string, sel Selector) (Value, bool) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	td, ok := s.fresh(key)
-	if !ok {
+	td := s.target(key)
+	if td == nil {
+		return Value{}, false
+	}
+	td.mu.RLock()
+	defer td.mu.RUnlock()
+	if !s.fresh(td) {
 		return Value{}, false
 	}
 	var sum float64
@@ -61,10 +64,13 @@ func (s *Store) Rate(key, metric string, sel Selector, window time.Duration) (Va
 	if window <= 0 {
 		window = s.window
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	td, ok := s.fresh(key)
-	if !ok {
+	td := s.target(key)
+	if td == nil {
+		return Value{}, false
+	}
+	td.mu.RLock()
+	defer td.mu.RUnlock()
+	if !s.fresh(td) {
 		return Value{}, false
 	}
 	// A scrape starts a little after its tick (scheduling delay), so the

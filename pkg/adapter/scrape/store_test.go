@@ -3,6 +3,7 @@ package scrape
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"strconv"
@@ -15,9 +16,10 @@ import (
 )
 
 func targetSeries(s *Scraper, key string) map[string]*series {
-	s.store.mu.RLock()
-	defer s.store.mu.RUnlock()
-	return s.store.targets[key].series
+	td := s.store.target(key)
+	td.mu.RLock()
+	defer td.mu.RUnlock()
+	return maps.Clone(td.series)
 }
 
 func TestMemoryBounds(t *testing.T) {
