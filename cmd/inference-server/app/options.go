@@ -25,6 +25,7 @@ type Options struct {
 	ModelRepository string
 	Listen          string
 	Device          string
+	CUDALibDirs     []string
 
 	MaxBatchSize   int
 	MaxQueueDelay  time.Duration
@@ -77,6 +78,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.ModelRepository, "model-repository", o.ModelRepository, "Model repository: <name>/config.yaml and <name>/<version>/model.safetensors.")
 	fs.StringVar(&o.Listen, "listen", o.Listen, "Address of the HTTP API (/v2/...) and /metrics.")
 	fs.StringVar(&o.Device, "device", o.Device, "auto (CUDA if a GPU and its libraries are found, else CPU; logs why), cpu or cuda.")
+	fs.StringSliceVar(&o.CUDALibDirs, "cuda-lib-dir", o.CUDALibDirs, "Directories searched first for libcudart and libcublas (CUDA 11, 12 or 13), e.g. a wheel's site-packages/nvidia/cu13/lib; then the dynamic loader, the CUDA toolkit and NVIDIA's Python wheels (pkg/inference/backend/cuda).")
 	fs.IntVar(&o.MaxBatchSize, "max-batch-size", o.MaxBatchSize, "Rows per batch for models whose config sets none (default $BATCH_SIZE or 32).")
 	fs.DurationVar(&o.MaxQueueDelay, "max-queue-delay", o.MaxQueueDelay, "How long a batch waits to fill, for models whose config sets none.")
 	fs.IntVar(&o.MaxQueueSize, "max-queue-size", o.MaxQueueSize, "Rows that may wait per model version before requests get 429 (default 16 batches).")

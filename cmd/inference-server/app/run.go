@@ -60,7 +60,7 @@ func Run(ctx context.Context, o *Options, l net.Listener) error {
 	if err != nil {
 		return err
 	}
-	be, err := openBackend(ctx, o.Device)
+	be, err := openBackend(ctx, o.Device, o.CUDALibDirs)
 	if err != nil {
 		return err
 	}
@@ -106,26 +106,34 @@ func Run(ctx context.Context, o *Options, l net.Listener) error {
 	return nil
 }
 
-// openBackend picks the device; auto says what it chose and why.
-func openBackend(ctx context.Context, device string) (backend.Backend, error) {
+// openBackend picks the device; auto says what it chose and why, and
+// both say which CUDA libraries they loaded.
+func openBackend(ctx context.Context, device string, libDirs []string) (backend.Backend, error) {
 	logger := klog.FromContext(ctx)
-	switch device {
-	case DeviceCPU:
+	if device == DeviceCPU {
 		return cpu.New(), nil
-	case DeviceCUDA:
-		b, err := cuda.Open()
-		if err != nil {
-			return nil, fmt.Errorf("--device=cuda: %w", err)
-		}
-		return b, nil
 	}
-	b, err := cuda.Open()
-	if err == nil {
-		logger.Info("Device auto: using CUDA", "reason", "a CUDA device and libcudart/libcublas were found")
-		return b, nil
+	b, err := cuda.Open(cuda.WithLibraryDirs(libDirs...))
+	switch {
+	case err != nil && device == DeviceCUDA:
+		return nil, fmt.Errorf("--device=cuda: %w", err)
+	case err != nil:
+		logger.Info("Device auto: using the CPU", "reason", err.Error())
+		return cpu.New(), nil
 	}
-	logger.Info("Device auto: using the CPU", "reason", err.Error())
-	return cpu.New(), nil
+	cudart, cublas := b.Libraries()
+	devices, version, free, total, infoErr := b.Info()
+	kv := []any{"cudart", cudart, "cublas", cublas, "devices", devices,
+		"runtime", fmt.Sprintf("%d.%d", version/1000, version%1000/10), "freeMiB", free >> 20, "totalMiB", total >> 20}
+	if infoErr != nil {
+		kv = append(kv, "infoErr", infoErr.Error())
+	}
+	if device == DeviceAuto {
+		logger.Info("Device auto: using CUDA", append([]any{"reason", "a CUDA device and libcudart/libcublas were found"}, kv...)...)
+	} else {
+		logger.Info("Using CUDA", kv...)
+	}
+	return b, nil
 }
 
 func simReporter(o *Options) (*activity.Reporter, error) {

@@ -19,6 +19,7 @@ var _ backend.Backend = (*Backend)(nil)
 // Backend runs models on one CUDA device through cuBLAS.
 type Backend struct {
 	lib    *api
+	paths  [2]string // the CUDA runtime's and cuBLAS's files
 	device int32
 
 	// mu serializes all device work and guards the cuBLAS handle, every
@@ -34,11 +35,18 @@ type Backend struct {
 // cuBLAS handle. The error wraps ErrUnavailable when the libraries, the
 // driver or a device are missing.
 func Open(opts ...Option) (*Backend, error) {
-	cfg := config{cudart: defaultCudart, cublas: defaultCublas}
+	var cfg config
 	for _, o := range opts {
 		o(&cfg)
 	}
-	lib, err := loadAPI(cfg.cudart, cfg.cublas)
+	cudart, cublas := cfg.cudart, cfg.cublas
+	if cudart == nil {
+		cudart = hostEnvironment.candidates(cudartNames, cfg.dirs)
+	}
+	if cublas == nil {
+		cublas = hostEnvironment.candidates(cublasNames, cfg.dirs)
+	}
+	lib, paths, err := loadAPI(cudart, cublas, cfg.cublas != nil)
 	if err != nil {
 		return nil, err
 	}
@@ -58,7 +66,7 @@ func Open(opts ...Option) (*Backend, error) {
 	if cfg.device < 0 || cfg.device >= int(count) {
 		return nil, fmt.Errorf("CUDA device %d does not exist: %d device(s) visible", cfg.device, count)
 	}
-	b := &Backend{lib: lib, device: int32(cfg.device), models: map[*model]struct{}{}}
+	b := &Backend{lib: lib, paths: paths, device: int32(cfg.device), models: map[*model]struct{}{}}
 	err = b.onDevice(func() error {
 		return checkBLAS("cublasCreate_v2", lib.cublasCreate(&b.handle))
 	})
@@ -70,6 +78,10 @@ func Open(opts ...Option) (*Backend, error) {
 
 // Name returns "cuda".
 func (b *Backend) Name() string { return Name }
+
+// Libraries returns the files of the CUDA runtime and cuBLAS that Open
+// loaded (a bare library name where the process's mappings do not say).
+func (b *Backend) Libraries() (cudart, cublas string) { return b.paths[0], b.paths[1] }
 
 // Info reports the visible devices, the CUDA runtime version (1000*major +
 // 10*minor) and the selected device's free and total memory, for logging.

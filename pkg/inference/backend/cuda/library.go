@@ -2,22 +2,15 @@ package cuda
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/ebitengine/purego"
 )
 
-// Library names tried in order when no path is given. The unversioned names
-// come with the CUDA development packages, the versioned ones with the
-// runtime packages and the nvidia/cuda runtime images.
-var (
-	defaultCudart = []string{"libcudart.so", "libcudart.so.12", "libcudart.so.11.0"}
-	defaultCublas = []string{"libcublas.so", "libcublas.so.12", "libcublas.so.11"}
-)
-
 const (
-	cudartHint = "install the CUDA runtime (libcudart from CUDA 11 or 12, e.g. an nvidia/cuda runtime image) and make sure the dynamic loader finds it (ldconfig or LD_LIBRARY_PATH)"
-	cublasHint = "install cuBLAS (libcublas from CUDA 11 or 12, e.g. an nvidia/cuda runtime image) and make sure the dynamic loader finds it (ldconfig or LD_LIBRARY_PATH)"
+	cudartHint = "install the CUDA runtime (libcudart from CUDA 11, 12 or 13: an nvidia/cuda runtime image, the CUDA packages, or the nvidia-cuda-runtime wheel) where the search finds it, or name its directory with --cuda-lib-dir"
+	cublasHint = "install cuBLAS (libcublas from CUDA 11, 12 or 13: an nvidia/cuda runtime image, the CUDA packages, or the nvidia-cublas wheel) where the search finds it, or name its directory with --cuda-lib-dir"
 )
 
 // cudaMemcpyKind values.
@@ -51,21 +44,20 @@ type api struct {
 		b uintptr, ldb int32, beta *float32, c uintptr, ldc int32) int32
 }
 
-// loadAPI opens the two libraries and binds every function. The libraries
-// stay loaded for the life of the process, as if linked: unloading the CUDA
-// runtime after it has initialized is not safe.
-func loadAPI(cudartNames, cublasNames []string) (*api, error) {
-	cudart, err := openFirst("the CUDA runtime", cudartNames, cudartHint)
+// loadAPI opens the two libraries, each the first of its candidates that
+// loads, and binds every function. Unless pinned, cuBLAS candidates of the
+// runtime's major version go first. It returns the files it loaded. The
+// libraries stay loaded for the life of the process, as if linked:
+// unloading the CUDA runtime after it has initialized is not safe.
+func loadAPI(cudartCands, cublasCands []string, pinnedBLAS bool) (*api, [2]string, error) {
+	var paths [2]string
+	cudart, name, err := openFirst("the CUDA runtime", cudartCands, cudartHint)
 	if err != nil {
-		return nil, err
+		return nil, paths, err
 	}
-	cublas, err := openFirst("cuBLAS", cublasNames, cublasHint)
-	if err != nil {
-		_ = purego.Dlclose(cudart) // Nothing was called yet, so unloading is safe.
-		return nil, err
-	}
+	paths[0] = loadedPath(name)
 	var a api
-	err = bind(cudart, []symbol{
+	if err := bind(cudart, []symbol{
 		{&a.getDeviceCount, "cudaGetDeviceCount"},
 		{&a.setDevice, "cudaSetDevice"},
 		{&a.malloc, "cudaMalloc"},
@@ -76,34 +68,55 @@ func loadAPI(cudartNames, cublasNames []string) (*api, error) {
 		{&a.getErrorString, "cudaGetErrorString"},
 		{&a.runtimeGetVersion, "cudaRuntimeGetVersion"},
 		{&a.memGetInfo, "cudaMemGetInfo"},
-	})
-	if err == nil {
-		err = bind(cublas, []symbol{
-			{&a.cublasCreate, "cublasCreate_v2"},
-			{&a.cublasDestroy, "cublasDestroy_v2"},
-			{&a.cublasSgemm, "cublasSgemm_v2"},
-		})
+	}); err != nil {
+		_ = purego.Dlclose(cudart) // Nothing was called yet, so unloading is safe.
+		return nil, paths, err
 	}
+	var version int32
+	if !pinnedBLAS && a.runtimeGetVersion(&version) == 0 && version >= 1000 {
+		cublasCands = preferMajor(cublasCands, int(version/1000))
+	}
+	cublas, name, err := openFirst("cuBLAS", cublasCands, cublasHint)
 	if err != nil {
-		_ = purego.Dlclose(cublas)
-		_ = purego.Dlclose(cudart)
-		return nil, err
+		return nil, paths, err // the runtime stays: its version was asked
 	}
-	return &a, nil
+	paths[1] = loadedPath(name)
+	if err := bind(cublas, []symbol{
+		{&a.cublasCreate, "cublasCreate_v2"},
+		{&a.cublasDestroy, "cublasDestroy_v2"},
+		{&a.cublasSgemm, "cublasSgemm_v2"},
+	}); err != nil {
+		return nil, paths, err
+	}
+	return &a, paths, nil
 }
 
-// openFirst opens the first of names that the dynamic loader finds.
-func openFirst(what string, names []string, hint string) (uintptr, error) {
+// openFirst opens the first of names that loads, and says which. A cuBLAS
+// file in a directory gets its libcublasLt from beside it first.
+func openFirst(what string, names []string, hint string) (uintptr, string, error) {
 	reasons := make([]string, 0, len(names))
 	for _, name := range names {
+		if dep := dependencyOf(name); dep != "" {
+			if _, err := os.Stat(dep); err == nil {
+				_, _ = purego.Dlopen(dep, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+			}
+		}
 		h, err := purego.Dlopen(name, purego.RTLD_NOW|purego.RTLD_LOCAL)
 		if err == nil {
-			return h, nil
+			return h, name, nil
 		}
-		reasons = append(reasons, err.Error())
+		// A missing file is the usual case; only other failures (a wrong
+		// architecture, a missing dependency) are worth their text.
+		if !strings.Contains(err.Error(), "No such file or directory") {
+			reasons = append(reasons, err.Error())
+		}
 	}
-	return 0, fmt.Errorf("%w: cannot load %s: tried %s (%s); %s",
-		ErrUnavailable, what, strings.Join(names, ", "), strings.Join(reasons, "; "), hint)
+	why := "none found"
+	if len(reasons) > 0 {
+		why = strings.Join(reasons, "; ")
+	}
+	return 0, "", fmt.Errorf("%w: cannot load %s: tried %s: %s; %s",
+		ErrUnavailable, what, strings.Join(names, ", "), why, hint)
 }
 
 type symbol struct {
@@ -117,7 +130,7 @@ func bind(lib uintptr, syms []symbol) error {
 	for _, s := range syms {
 		addr, err := purego.Dlsym(lib, s.name)
 		if err != nil {
-			return fmt.Errorf("%w: the loaded library has no %s (%v); install CUDA 11 or 12", ErrUnavailable, s.name, err)
+			return fmt.Errorf("%w: the loaded library has no %s (%v); install CUDA 11, 12 or 13", ErrUnavailable, s.name, err)
 		}
 		purego.RegisterFunc(s.fptr, addr)
 	}

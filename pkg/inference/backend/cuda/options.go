@@ -4,13 +4,14 @@ package cuda
 type Option func(*config)
 
 type config struct {
-	cudart, cublas []string // library names or paths, tried in order
+	cudart, cublas []string // library paths that replace the search
+	dirs           []string // searched before anything else
 	device         int
 }
 
 // WithLibraries makes Open load the CUDA runtime and cuBLAS from these
-// paths instead of searching the usual library names. An empty string keeps
-// the search for that library.
+// paths instead of searching (search.go). An empty string keeps the search
+// for that library.
 func WithLibraries(cudart, cublas string) Option {
 	return func(c *config) {
 		if cudart != "" {
@@ -26,4 +27,10 @@ func WithLibraries(cudart, cublas string) Option {
 // device CUDA_VISIBLE_DEVICES leaves visible).
 func WithDevice(ordinal int) Option {
 	return func(c *config) { c.device = ordinal }
+}
+
+// WithLibraryDirs makes Open look in these directories before anywhere else
+// (search.go), e.g. a wheel's site-packages/nvidia/cu13/lib.
+func WithLibraryDirs(dirs ...string) Option {
+	return func(c *config) { c.dirs = append(c.dirs, dirs...) }
 }
