@@ -185,14 +185,22 @@ sim-paper: ## gpusim vs the FGD paper: mean over seeds 42..51 on the five openb 
 	$(GO) run ./hack/sim-paper --pods $${SIM_PODS:-default,cpu050,gpushare40,gpuspec10,multigpu20} --policies $${SIM_POLICIES:-bestfit,fgd,gpufleet}
 
 .PHONY: test-gpu
-test-gpu: ## Tests that need a GPU and the CUDA libraries (make test-gpu on a GPU machine; not part of make test).
-	$(GO) test -tags gpu -count=1 -v ./pkg/inference/backend/cuda/ ./pkg/deviceplugin/
+test-gpu: ## Tests that need a GPU and the CUDA libraries (make test-gpu on a GPU machine with Go; not part of make test).
+	$(GO) test -tags gpu -count=1 -v ./pkg/inference/backend/cuda/ ./pkg/nvml/ ./pkg/deviceplugin/
+
+.PHONY: gpu-check
+gpu-check: ## Build _output/gpu-check/gpu-check.tar.gz for hack/gpu-check run on a GPU machine without Go (docs/gpu-check.md).
+	hack/gpu-check build
+
+.PHONY: gpu-check-dry-run
+gpu-check-dry-run: ## Build the GPU check, check it is complete, and check that it fails clearly without a GPU.
+	hack/gpu-check dry-run
 
 .PHONY: verify
 verify: $(BIN)/staticcheck ## gofmt, go vet, go mod tidy leaves no diff, staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) vet -tags gpu ./pkg/inference/backend/cuda/ ./pkg/deviceplugin/
+	$(GO) vet -tags gpu ./pkg/inference/backend/cuda/ ./pkg/nvml/ ./pkg/deviceplugin/
 	$(GO) mod tidy -diff
 	cd hack/tools && $(GO) mod tidy -diff
 	cd hack/containerd && $(GO) mod tidy -diff

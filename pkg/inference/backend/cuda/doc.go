@@ -4,8 +4,10 @@
 // # Loaded at run time
 //
 // The package needs neither cgo nor CUDA to build: Open loads the CUDA
-// runtime (libcudart.so, .so.12 or .so.11.0) and cuBLAS (libcublas.so, .so.12
-// or .so.11) with dlopen through github.com/ebitengine/purego and binds the
+// runtime (libcudart of CUDA 11, 12 or 13) and cuBLAS (libcublas, preferably
+// of the same release), searched as search.go describes (given directories,
+// the dynamic loader, the CUDA toolkit, NVIDIA's Python wheels), with
+// dlopen through github.com/ebitengine/purego and binds the
 // few functions it calls: cudaGetDeviceCount, cudaSetDevice, cudaMalloc,
 // cudaFree, cudaMemcpy, cudaDeviceSynchronize, cudaGetErrorString,
 // cudaRuntimeGetVersion, cudaMemGetInfo, cublasCreate_v2, cublasDestroy_v2 and

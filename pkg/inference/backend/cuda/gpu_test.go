@@ -8,6 +8,7 @@ import (
 
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
 	"github.com/gpufleet/gpufleet/pkg/inference/backend/backendtest"
+	"github.com/gpufleet/gpufleet/pkg/inference/backend/cpu"
 )
 
 // FP32 sgemm without TF32 (cuBLAS's default math mode for sgemm) sums in a
@@ -105,5 +106,112 @@ func BenchmarkGPUForward(b *testing.B) {
 			b.ReportMetric(perSecond, "rows/s")
 			b.ReportMetric(perSecond*flops/1e9, "GFLOP/s")
 		})
+	}
+}
+
+// BenchmarkGPUMLP4096 is hack/gpu-check's benchmark: a 4-layer MLP 4096
+// wide (ReLU between layers, the bias folded into each product), per batch
+// size three ways, each reported in GFLOP/s of the model's arithmetic
+// (2 x (4096+1) x 4096 x 4 per row):
+//
+//   - forward: the backend's Forward, with its per-layer copy up, sgemm and
+//     copy back and the activation on the host;
+//   - sgemm: the same four cuBLAS products alone on data already on the
+//     device, one synchronisation per pass: the limit of this design;
+//   - cpu: the CPU backend on the same weights.
+//
+// forward/sgemm is the share of the GPU's work that reaches the caller; the
+// rest is the host round trip between layers.
+func BenchmarkGPUMLP4096(b *testing.B) {
+	bk := openGPU(b)
+	const width, depth = 4096, 4
+	widths := make([]int, depth+1)
+	for i := range widths {
+		widths[i] = width
+	}
+	acts := []backend.Activation{backend.ReLU, backend.ReLU, backend.ReLU, backend.Identity}
+	layers := backendtest.RandomStack(25, widths, acts)
+	gpuModel, err := bk.Load(layers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer gpuModel.Close()
+	cpuModel, err := cpu.New().Load(layers)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cpuModel.Close()
+	flopsPerRow := 2 * float64((width+1)*width*depth)
+	report := func(b *testing.B, batch int) {
+		b.ReportMetric(float64(b.N*batch)*flopsPerRow/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	}
+	for _, batch := range []int{1, 8, 64, 256, 1024} {
+		rows := backendtest.RandomRows(uint64(batch), batch*width)
+		b.Run(fmt.Sprintf("forward/batch=%d", batch), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := gpuModel.Forward(rows, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b, batch)
+		})
+		b.Run(fmt.Sprintf("sgemm/batch=%d", batch), func(b *testing.B) {
+			benchSgemm(b, bk, batch, width, depth)
+			report(b, batch)
+		})
+		b.Run(fmt.Sprintf("cpu/batch=%d", batch), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := cpuModel.Forward(rows, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			report(b, batch)
+		})
+	}
+}
+
+// benchSgemm times depth products [batch, width+1] x [width+1, width] on
+// device buffers (zeros: cuBLAS's speed does not depend on the values).
+func benchSgemm(b *testing.B, bk *Backend, batch, width, depth int) {
+	bk.mu.Lock()
+	defer bk.mu.Unlock()
+	var bufs []uintptr
+	defer func() {
+		_ = bk.onDevice(func() error {
+			for _, p := range bufs {
+				_ = bk.lib.check("cudaFree", bk.lib.free(p))
+			}
+			return nil
+		})
+	}()
+	err := bk.onDevice(func() error {
+		for _, n := range []int{(width + 1) * width, batch * (width + 1), batch * width} {
+			p, err := bk.alloc(n)
+			if err != nil {
+				return err
+			}
+			bufs = append(bufs, p)
+			if err := bk.upload(p, make([]float32, n)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, in, out := bufs[0], bufs[1], bufs[2]
+	for b.Loop() {
+		err := bk.onDevice(func() error {
+			for range depth {
+				if err := bk.gemm(batch, width, width+1, in, w, out); err != nil {
+					return err
+				}
+			}
+			return bk.lib.check("cudaDeviceSynchronize", bk.lib.deviceSynchronize())
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
 	}
 }
