@@ -14,6 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/gpufleet/gpufleet/pkg/inference/model"
@@ -31,22 +32,26 @@ func main() {
 	samples := flag.Int("samples", 10000, "data set size (80 % train, 20 % test)")
 	seed := flag.Uint64("seed", 42, "seed of the data set and the initial weights")
 	readme := flag.Bool("readme", true, "write README.md with the test error")
+	priceScale := flag.Float64("price-scale", 1, "multiply every price of the data set (a shifted market: a candidate the quality gate must refuse)")
 	flag.Parse()
 	if *name == "" {
 		*name = filepath.Base(*out)
 	}
-	if err := run(*out, *name, *version, *hidden, *layers, *epochs, *samples, *seed, *readme); err != nil {
+	if err := run(*out, *name, *version, *hidden, *layers, *epochs, *samples, *seed, *priceScale, *readme); err != nil {
 		fmt.Fprintln(os.Stderr, "train-model:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out, name, version string, hidden, nHidden, epochs, samples int, seed uint64, readme bool) error {
-	if hidden < 1 || nHidden < 0 || epochs < 0 || samples < 10 {
-		return fmt.Errorf("bad flags: --hidden %d, --hidden-layers %d, --epochs %d, --samples %d", hidden, nHidden, epochs, samples)
+func run(out, name, version string, hidden, nHidden, epochs, samples int, seed uint64, priceScale float64, readme bool) error {
+	if hidden < 1 || nHidden < 0 || epochs < 0 || samples < 10 || !(priceScale > 0) {
+		return fmt.Errorf("bad flags: --hidden %d, --hidden-layers %d, --epochs %d, --samples %d, --price-scale %v", hidden, nHidden, epochs, samples, priceScale)
 	}
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	x, y := dataset(rng, samples)
+	for i := range y {
+		y[i] *= priceScale
+	}
 	nTrain := samples * 8 / 10
 	widths := []int{len(featureNames)}
 	for range nHidden {
@@ -62,7 +67,30 @@ func run(out, name, version string, hidden, nHidden, epochs, samples int, seed u
 	rmse, mae, r2, baseline := evaluate(net, x[nTrain:], y[nTrain:], norm.yMean)
 	fmt.Printf("model %s version %s: widths %v, %d epochs; test RMSE %.2f k$, MAE %.2f k$, R² %.4f (predicting the mean: RMSE %.2f k$)\n",
 		name, version, widths, epochs, rmse, mae, r2, baseline)
-	return write(out, name, version, net, widths, epochs, samples, seed, rmse, mae, r2, baseline, readme)
+	if err := write(out, name, version, net, widths, epochs, samples, seed, rmse, mae, r2, baseline, readme); err != nil {
+		return err
+	}
+	return writeEvalSet(filepath.Join(out, version, "eval.csv"), x[nTrain:], y[nTrain:])
+}
+
+// writeEvalSet writes the held-out test split as the version's evaluation
+// set (gpufleet validate): the features, the price, and the property type
+// (a group for the bias check: a house has a lot of at least three times
+// its floor area, else it is an apartment).
+func writeEvalSet(path string, x [][]float64, y []float64) error {
+	var b strings.Builder
+	b.WriteString(strings.Join(featureNames, ",") + ",price_kusd,property_type\n")
+	for i, row := range x {
+		for _, v := range row {
+			b.WriteString(strconv.FormatFloat(float64(float32(v)), 'g', -1, 32) + ",")
+		}
+		kind := "apartment"
+		if row[5] >= 3*row[0] {
+			kind = "house"
+		}
+		b.WriteString(strconv.FormatFloat(y[i], 'f', 3, 64) + "," + kind + "\n")
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // dataset generates properties and their prices in thousands of dollars.
@@ -199,7 +227,10 @@ deterministically (same flags, same bytes), on a data set the script
 generates (%[7]d properties, 80 %% train, 20 %% test; price depends
 non-linearly on size, distance to the centre, condition and age, with 5 %%
 noise). Feature standardisation is folded into the first layer, so the
-model takes raw features.
+model takes raw features. The test split is `+"`eval.csv`"+` (the features,
+price_kusd, and property_type: house when the lot is at least three times
+the floor area, else apartment); `+"`gpufleet validate`"+` checks the version on
+it against `+"`../validate.yaml`"+`.
 
 Layers: %[9]v (ReLU between, identity out).
 

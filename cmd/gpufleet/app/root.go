@@ -16,5 +16,6 @@ func NewCommand() *cobra.Command {
 	cmd.AddCommand(newClusterCommand())
 	cmd.AddCommand(newCostCommand())
 	cmd.AddCommand(newDemoCommand())
+	cmd.AddCommand(newValidateCommand())
 	return cmd
 }
