@@ -40,7 +40,9 @@ func WriteTable(w io.Writer, r *Result) error {
 		row("accuracy", func(m Metrics) string { return fmt.Sprintf("%.4f", m.Accuracy) })
 	}
 	if m.BiasGap != nil {
-		row("bias gap", func(m Metrics) string { return fmt.Sprintf("%.4f (%s)", *m.BiasGap, strings.Join(m.BiasBetween, " vs ")) })
+		row("bias gap", func(m Metrics) string {
+			return fmt.Sprintf("%.4f (%s)", *m.BiasGap, strings.Join(m.BiasBetween, " vs "))
+		})
 		groups := make([]string, 0, len(m.Groups))
 		for g := range m.Groups {
 			groups = append(groups, g)
