@@ -70,6 +70,9 @@ func run(out, name, version string, hidden, nHidden, epochs, samples int, seed u
 	if err := write(out, name, version, net, widths, epochs, samples, seed, rmse, mae, r2, baseline, readme); err != nil {
 		return err
 	}
+	if err := writeReference(filepath.Join(out, version, model.ReferenceFile), net, x[:nTrain]); err != nil {
+		return err
+	}
 	return writeEvalSet(filepath.Join(out, version, "eval.csv"), x[nTrain:], y[nTrain:])
 }
 
@@ -230,7 +233,9 @@ noise). Feature standardisation is folded into the first layer, so the
 model takes raw features. The test split is `+"`eval.csv`"+` (the features,
 price_kusd, and property_type: house when the lot is at least three times
 the floor area, else apartment); `+"`gpufleet validate`"+` checks the version on
-it against `+"`../validate.yaml`"+`.
+it against `+"`../validate.yaml`"+`. `+"`reference.json`"+` holds the training rows'
+deciles of each feature and of the prediction: the server's drift metrics
+compare live traffic with them.
 
 Layers: %[9]v (ReLU between, identity out).
 

@@ -20,7 +20,7 @@ func TestIntegrationCommittedModelIsReproducible(t *testing.T) {
 	if err := run(dir, "property-value", "1", 32, 2, 150, 10000, 42, 1, true); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"1/model.safetensors", "1/README.md", "1/eval.csv"} {
+	for _, f := range []string{"1/model.safetensors", "1/README.md", "1/eval.csv", "1/reference.json"} {
 		got, err := os.ReadFile(filepath.Join(dir, f))
 		if err != nil {
 			t.Fatal(err)

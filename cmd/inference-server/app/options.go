@@ -33,6 +33,7 @@ type Options struct {
 	DefaultVersion string
 
 	MaxBodyBytes    int64
+	DriftWindowRows int
 	BodyTimeout     time.Duration
 	ShutdownDelay   time.Duration
 	ShutdownTimeout time.Duration
@@ -55,6 +56,7 @@ func NewOptions() *Options {
 		MaxBatchSize:    32,
 		MaxQueueDelay:   2 * time.Millisecond,
 		MaxBodyBytes:    8 << 20,
+		DriftWindowRows: 2000,
 		BodyTimeout:     10 * time.Second,
 		ShutdownDelay:   5 * time.Second,
 		ShutdownTimeout: 30 * time.Second,
@@ -83,6 +85,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.MaxQueueDelay, "max-queue-delay", o.MaxQueueDelay, "How long a batch waits to fill, for models whose config sets none.")
 	fs.IntVar(&o.MaxQueueSize, "max-queue-size", o.MaxQueueSize, "Rows that may wait per model version before requests get 429 (default 16 batches).")
 	fs.StringVar(&o.DefaultVersion, "default-version", o.DefaultVersion, "Version served when a request names none and the config sets none (default $MODEL_VERSION, else the highest).")
+	fs.IntVar(&o.DriftWindowRows, "drift-window-rows", o.DriftWindowRows, "Rows the drift metrics (PSI against each version's reference.json) cover; 0 turns them off.")
 	fs.Int64Var(&o.MaxBodyBytes, "max-body-bytes", o.MaxBodyBytes, "Largest request body; larger gets 413.")
 	fs.DurationVar(&o.BodyTimeout, "body-timeout", o.BodyTimeout, "Time a client has to send its request body; slower gets 408.")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "After SIGTERM: how long to keep serving with readiness false, so load balancers stop sending first.")
@@ -110,6 +113,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxQueueDelay < 0 || o.MaxQueueDelay > time.Second {
 		errs = append(errs, fmt.Errorf("--max-queue-delay=%s: want 0..1s", o.MaxQueueDelay))
+	}
+	if o.DriftWindowRows < 0 || o.DriftWindowRows > 1<<24 {
+		errs = append(errs, fmt.Errorf("--drift-window-rows=%d: want 0 (off) to %d", o.DriftWindowRows, 1<<24))
 	}
 	if o.MaxQueueSize < 0 {
 		errs = append(errs, fmt.Errorf("--max-queue-size=%d: must not be negative", o.MaxQueueSize))

@@ -66,7 +66,8 @@ func Run(ctx context.Context, o *Options, l net.Listener) error {
 	}
 	defer func() { _ = be.Close() }()
 
-	opts := server.Options{Models: models, Backend: be, MaxBodyBytes: o.MaxBodyBytes, BodyTimeout: o.BodyTimeout}
+	opts := server.Options{Models: models, Backend: be, MaxBodyBytes: o.MaxBodyBytes, BodyTimeout: o.BodyTimeout,
+		Drift: server.DriftConfig{WindowRows: o.DriftWindowRows}}
 	if o.GPUSimDir != "" {
 		rep, err := simReporter(o)
 		if err != nil {

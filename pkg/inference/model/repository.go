@@ -38,6 +38,8 @@ type Version struct {
 	Version string
 	Layers  []backend.Layer
 	In, Out int
+	// Reference are the training distributions (reference.json), or nil.
+	Reference *Reference
 }
 
 // Lookup returns the version named v.
@@ -129,6 +131,10 @@ func loadModel(dir string, d Defaults) (*Model, error) {
 		v, err := loadVersion(cfg, e.Name(), path)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", path, err))
+			continue
+		}
+		if v.Reference, err = loadReference(filepath.Join(dir, e.Name()), v.In, v.Out); err != nil {
+			errs = append(errs, err)
 			continue
 		}
 		m.Versions = append(m.Versions, v)

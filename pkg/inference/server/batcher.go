@@ -30,6 +30,7 @@ type Batcher struct {
 	maxQueue int
 	// onBatch, if set, observes every batch: its rows and how long it ran.
 	onBatch func(rows int, took time.Duration)
+	onRows  func(input, output []float32, rows int)
 
 	queue  chan *pending
 	queued atomic.Int64 // rows admitted but not yet in a batch
@@ -57,6 +58,9 @@ type BatcherConfig struct {
 	// MaxQueue is how many rows may wait; beyond, Submit says ErrQueueFull.
 	MaxQueue int
 	OnBatch  func(rows int, took time.Duration)
+	// OnRows sees each batch's input and output before the requests get
+	// their answers (it must not keep or change them).
+	OnRows func(input, output []float32, rows int)
 }
 
 // NewBatcher starts a batcher for model, whose rows take in values and give
@@ -65,7 +69,7 @@ func NewBatcher(model backend.Model, in, out int, cfg BatcherConfig) *Batcher {
 	b := &Batcher{
 		model: model, in: in, out: out,
 		maxBatch: max(1, cfg.MaxBatch), maxDelay: cfg.MaxDelay, maxQueue: max(cfg.MaxQueue, cfg.MaxBatch, 1),
-		onBatch: cfg.OnBatch, stopped: make(chan struct{}),
+		onBatch: cfg.OnBatch, onRows: cfg.OnRows, stopped: make(chan struct{}),
 	}
 	// A request holds at least one row, so this never blocks an admitted one.
 	b.queue = make(chan *pending, b.maxQueue)
@@ -185,6 +189,9 @@ func (b *Batcher) execute(batch []*pending, rows int) {
 	out, err := b.model.Forward(input, rows)
 	if b.onBatch != nil {
 		b.onBatch(rows, time.Since(start))
+	}
+	if b.onRows != nil && err == nil {
+		b.onRows(input, out, rows)
 	}
 	off := 0
 	for _, p := range batch {

@@ -4,6 +4,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -42,6 +44,9 @@ type Options struct {
 	// OnBatch observes every batch of every model (the GPU simulation's
 	// busy-time reporter hangs here).
 	OnBatch func(model, version string, rows int, took time.Duration)
+	// Drift configures the drift statistics of versions that ship
+	// reference statistics (drift.go); the zero value disables them.
+	Drift DriftConfig
 }
 
 // Server serves models.
@@ -84,6 +89,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, models: map[string]*servedModel{}, metrics: m}
+	var drifts []*driftStats
 	for name, mdl := range opts.Models {
 		sm := &servedModel{Model: mdl, versions: map[string]*servedVersion{}}
 		s.models[name] = sm
@@ -94,11 +100,17 @@ func New(opts Options) (*Server, error) {
 				return nil, fmt.Errorf("loading model %s version %s on %s: %w", name, v.Version, opts.Backend.Name(), err)
 			}
 			sv := &servedVersion{Version: v, model: loaded}
+			var onRows func(input, output []float32, rows int)
+			if d := newDriftStats(name, v.Version, v.Reference, opts.Drift); d != nil {
+				drifts = append(drifts, d)
+				in, out := v.In, v.Out
+				onRows = func(input, output []float32, rows int) { d.observe(input, in, output, out, rows) }
+			}
 			batchSize := m.batch.WithLabelValues(name, v.Version)
 			queue := m.queue.WithLabelValues(name, v.Version)
 			mname, vname := name, v.Version
 			sv.batcher = NewBatcher(loaded, v.In, v.Out, BatcherConfig{
-				MaxBatch: mdl.MaxBatchSize, MaxDelay: mdl.MaxQueueDelay.Duration, MaxQueue: mdl.MaxQueueSize,
+				MaxBatch: mdl.MaxBatchSize, MaxDelay: mdl.MaxQueueDelay.Duration, MaxQueue: mdl.MaxQueueSize, OnRows: onRows,
 				OnBatch: func(rows int, took time.Duration) {
 					batchSize.Observe(float64(rows))
 					queue.Set(float64(sv.batcher.QueuedRows()))
@@ -117,6 +129,16 @@ func New(opts Options) (*Server, error) {
 			sv.requests(http.StatusOK)
 			sv.duration = m.duration.WithLabelValues(name, v.Version)
 			sm.versions[v.Version] = sv
+		}
+	}
+	if len(drifts) > 0 {
+		// Sorted, so scrapes list versions in a fixed order.
+		slices.SortFunc(drifts, func(a, b *driftStats) int {
+			return cmp.Or(cmp.Compare(a.model, b.model), cmp.Compare(a.version, b.version))
+		})
+		if err := opts.Registry.Register(newDriftCollector(drifts)); err != nil {
+			s.Close()
+			return nil, err
 		}
 	}
 	s.handler = s.routes()
