@@ -3,9 +3,11 @@
 // 1, and the server's protocol overhead against a bare net/http handler,
 // all in one run. `make bench-inference` runs it; its last line is:
 //
-//	inference batched_rps=X unbatched_rps=Y batching_gain=X/Y batched_p99_ms=P overhead_ratio=R
+//	inference batched_rps=X unbatched_rps=Y batching_gain=X/Y batched_p99_ms=P overhead_ratio=R drift_ratio=D
 //
-// (for the large model; the shipped model's figures are printed above it).
+// (for the large model; the shipped model's figures are printed above it;
+// drift_ratio is the shipped model's throughput with drift statistics on
+// over off, same run).
 package main
 
 import (
@@ -17,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -111,6 +114,12 @@ func run(serverBin string, d time.Duration, conc, hidden int) error {
 		return err
 	}
 	defer unbatched.stop()
+	// The same repository without drift statistics (--drift-window-rows=0).
+	noDrift, err := startServer(serverBin, filepath.Join(dir, "batched"), "--drift-window-rows=0")
+	if err != nil {
+		return err
+	}
+	defer noDrift.stop()
 	bareAddr, bareStop, err := startBare()
 	if err != nil {
 		return err
@@ -148,9 +157,22 @@ func run(serverBin string, d time.Duration, conc, hidden int) error {
 	fmt.Printf("empty model (8 -> 1) through the server: %s\n", empty)
 	fmt.Printf("bare net/http handler, fixed body:       %s\n", bareLoad)
 
+	// Drift statistics on and off, on the shipped model (the cheapest
+	// forward pass, where counting rows weighs most), alternating, medians.
+	var on, off []float64
+	onURL := batched.url + "/v2/models/property-value/versions/1/infer"
+	offURL := noDrift.url + "/v2/models/property-value/versions/1/infer"
+	warm(offURL, body("property-value"))
+	for range 3 {
+		off = append(off, closedLoop(offURL, body("property-value"), conc, d/2).rps)
+		on = append(on, closedLoop(onURL, body("property-value"), conc, d/2).rps)
+	}
+	driftRatio := median(on) / median(off)
+	fmt.Printf("property-value  drift statistics on / off, closed loop c=%d, 3 x %s each: %.0f / %.0f req/s (medians)\n", conc, d/2, median(on), median(off))
+
 	l := results["large"]
-	fmt.Printf("inference batched_rps=%.0f unbatched_rps=%.0f batching_gain=%.2f batched_p99_ms=%.2f overhead_ratio=%.2f\n",
-		l.batched.rps, l.unbatched.rps, l.batched.rps/l.unbatched.rps, l.batched.p99ms, empty.rps/bareLoad.rps)
+	fmt.Printf("inference batched_rps=%.0f unbatched_rps=%.0f batching_gain=%.2f batched_p99_ms=%.2f overhead_ratio=%.2f drift_ratio=%.2f\n",
+		l.batched.rps, l.unbatched.rps, l.batched.rps/l.unbatched.rps, l.batched.p99ms, empty.rps/bareLoad.rps, driftRatio)
 	if l.batched.errors+l.unbatched.errors+empty.errors > 0 {
 		return fmt.Errorf("requests failed: %d batched, %d unbatched, %d empty", l.batched.errors, l.unbatched.errors, empty.errors)
 	}
@@ -175,12 +197,12 @@ type server struct {
 
 func (s *server) stop() { _ = s.cmd.Process.Kill(); _ = s.cmd.Wait() }
 
-func startServer(bin, repo string) (*server, error) {
+func startServer(bin, repo string, flags ...string) (*server, error) {
 	addr, err := testutil.FreeAddr()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "--model-repository", repo, "--listen", addr, "--device", "cpu", "--shutdown-delay=0")
+	cmd := exec.Command(bin, append([]string{"--model-repository", repo, "--listen", addr, "--device", "cpu", "--shutdown-delay=0"}, flags...)...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -232,4 +254,15 @@ func waitReady(url string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not ready", url)
+}
+
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -48,6 +48,10 @@ var knownMetrics = []string{
 	"inference_request_duration_seconds",
 	"inference_batch_size",
 	"inference_queue_depth",
+	"inference_input_drift",
+	"inference_output_drift",
+	"inference_drift_window_rows",
+	"inference_prediction",
 }
 
 var (

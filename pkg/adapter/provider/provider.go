@@ -4,13 +4,14 @@
 //
 // Custom metrics:
 //   - pods: requests_per_second, inference_queue_depth, gpu_utilization,
-//     gpu_memory_used_bytes;
+//     gpu_memory_used_bytes, inference_input_drift, inference_output_drift
+//     (drift PSIs averaged over the series the selector matches);
 //   - nodes: gpu_utilization, gpu_memory_used_bytes;
 //   - deployments.apps and statefulsets.apps: requests_per_second and
 //     inference_queue_depth, summed over the workload's running pods.
 //
 // External metrics: the pod metrics, aggregated over the running pods of
-// the namespace (rates and sums summed, utilization averaged).
+// the namespace (rates and sums summed, utilization and drift averaged).
 //
 // In every case the metric label selector selects series by their labels
 // (e.g. model=bert). An object with no current value is left out of a list

@@ -618,6 +618,8 @@ func TestListAllMetrics(t *testing.T) {
 	want := []cmprovider.CustomMetricInfo{
 		info(pods, true, source.GPUMemoryUsedBytes),
 		info(pods, true, source.GPUUtilization),
+		info(pods, true, source.InferenceInputDrift),
+		info(pods, true, source.InferenceOutputDrift),
 		info(pods, true, source.InferenceQueueDepth),
 		info(pods, true, source.RequestsPerSecond),
 		info(nodes, false, source.GPUMemoryUsedBytes),
@@ -631,7 +633,8 @@ func TestListAllMetrics(t *testing.T) {
 		t.Errorf("ListAllMetrics (-want +got):\n%s", diff)
 	}
 	wantExt := []cmprovider.ExternalMetricInfo{
-		{Metric: source.GPUMemoryUsedBytes}, {Metric: source.GPUUtilization}, {Metric: source.InferenceQueueDepth}, {Metric: source.RequestsPerSecond},
+		{Metric: source.GPUMemoryUsedBytes}, {Metric: source.GPUUtilization}, {Metric: source.InferenceInputDrift}, {Metric: source.InferenceOutputDrift},
+		{Metric: source.InferenceQueueDepth}, {Metric: source.RequestsPerSecond},
 	}
 	if diff := cmp.Diff(wantExt, p.ListAllExternalMetrics()); diff != "" {
 		t.Errorf("ListAllExternalMetrics (-want +got):\n%s", diff)

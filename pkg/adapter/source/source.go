@@ -51,14 +51,21 @@ const (
 	GPUUtilization      = "gpu_utilization"
 	GPUMemoryUsedBytes  = "gpu_memory_used_bytes"
 	InferenceQueueDepth = "inference_queue_depth"
+	// InferenceInputDrift and InferenceOutputDrift are the inference
+	// server's drift PSIs, averaged over the series the metric selector
+	// matches: select one feature (feature=area_m2) or output for its own.
+	InferenceInputDrift  = "inference_input_drift"
+	InferenceOutputDrift = "inference_output_drift"
 )
 
 // PodMetrics are the metrics of pods, by name.
 var PodMetrics = map[string]Metric{
-	RequestsPerSecond:   {Name: RequestsPerSecond, Series: "inference_requests_total", Scope: ScopePod, Kind: Rate},
-	InferenceQueueDepth: {Name: InferenceQueueDepth, Series: "inference_queue_depth", Scope: ScopePod, Kind: Sum},
-	GPUUtilization:      {Name: GPUUtilization, Series: "gpufleet_pod_gpu_utilization_ratio", Scope: ScopePodOnAgent, Kind: Mean},
-	GPUMemoryUsedBytes:  {Name: GPUMemoryUsedBytes, Series: "gpufleet_pod_gpu_memory_used_bytes", Scope: ScopePodOnAgent, Kind: Sum},
+	RequestsPerSecond:    {Name: RequestsPerSecond, Series: "inference_requests_total", Scope: ScopePod, Kind: Rate},
+	InferenceQueueDepth:  {Name: InferenceQueueDepth, Series: "inference_queue_depth", Scope: ScopePod, Kind: Sum},
+	InferenceInputDrift:  {Name: InferenceInputDrift, Series: "inference_input_drift", Scope: ScopePod, Kind: Mean},
+	InferenceOutputDrift: {Name: InferenceOutputDrift, Series: "inference_output_drift", Scope: ScopePod, Kind: Mean},
+	GPUUtilization:       {Name: GPUUtilization, Series: "gpufleet_pod_gpu_utilization_ratio", Scope: ScopePodOnAgent, Kind: Mean},
+	GPUMemoryUsedBytes:   {Name: GPUMemoryUsedBytes, Series: "gpufleet_pod_gpu_memory_used_bytes", Scope: ScopePodOnAgent, Kind: Sum},
 }
 
 // NodeMetrics are the metrics of nodes, by name.
