@@ -14,6 +14,9 @@ import (
 // EvalFile is the evaluation set a version ships beside its weights.
 const EvalFile = "eval.csv"
 
+// ThresholdsFile is the gate a model ships in its repository directory.
+const ThresholdsFile = "validate.yaml"
+
 // Options say what to validate.
 type Options struct {
 	Repository string

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -38,8 +40,9 @@ safetensors with "inputs" and "targets"; by default the version's eval.csv),
 and checks regression metrics (RMSE, MAE, R², the share of predictions within
 a relative tolerance) or a classifier's accuracy, a bias gap between the
 groups of a column, and, with --baseline-version, how much worse than the
-serving version the candidate is. Thresholds come from --thresholds (YAML)
-and flags (flags win). Exits 0 when every check passes, 1 naming each
+serving version the candidate is. Thresholds come from --thresholds (YAML;
+by default the model's own validate.yaml in the repository) and flags
+(flags win). Exits 0 when every check passes, 1 naming each
 failed check.`,
 		Example: `  gpufleet validate --model-repository models --model property-value --thresholds models/property-value/validate.yaml
   gpufleet validate --model property-value --version 2 --baseline-version 1 --max-rmse 45 --max-regression 0.1 -o json
@@ -58,7 +61,7 @@ failed check.`,
 	fs.StringVar(&o.Version, "version", "", "Candidate version (default: the version the model serves by default).")
 	fs.StringVar(&o.Baseline, "baseline-version", "", "Serving version to compare the candidate with, on the same evaluation set.")
 	fs.StringVar(&o.EvalSet, "eval-set", "", "Evaluation set, .csv or .safetensors (default: <repository>/<model>/<version>/eval.csv).")
-	fs.StringVar(&o.ThresholdsFile, "thresholds", "", "YAML file of thresholds (pkg/validate.Thresholds; strictly decoded).")
+	fs.StringVar(&o.ThresholdsFile, "thresholds", "", "YAML file of thresholds (pkg/validate.Thresholds; strictly decoded); default <repository>/<model>/validate.yaml when it exists; none for no file.")
 	fs.StringSliceVar(&o.target, "target", nil, "Label columns of a CSV evaluation set (default: the model's output name).")
 	fs.StringVar(&o.groupBy, "group-by", "", "Column whose groups the bias check compares.")
 	fs.Float64Var(&o.maxRMSE, "max-rmse", 0, "Largest RMSE allowed.")
@@ -82,6 +85,15 @@ func (o *validateOptions) complete(fs *pflag.FlagSet) error {
 	}
 	if o.Output != "table" && o.Output != "json" {
 		errs = append(errs, fmt.Errorf("--output=%q: want table or json", o.Output))
+	}
+	if !fs.Changed("thresholds") && o.Model != "" {
+		// The repository's own gate for the model, when it ships one.
+		if p := filepath.Join(o.Repository, o.Model, validate.ThresholdsFile); fileExists(p) {
+			o.ThresholdsFile = p
+		}
+	}
+	if o.ThresholdsFile == "none" {
+		o.ThresholdsFile = ""
 	}
 	if o.ThresholdsFile != "" {
 		t, err := validate.ReadThresholds(o.ThresholdsFile)
@@ -123,6 +135,11 @@ func (o *validateOptions) complete(fs *pflag.FlagSet) error {
 		errs = append(errs, errors.New("--max-regression needs --baseline-version"))
 	}
 	return errors.Join(errs...)
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
 }
 
 func (o *validateOptions) run(w io.Writer) error {

@@ -24,10 +24,17 @@ func runValidate(t *testing.T, args ...string) (string, error) {
 func TestValidateCommand(t *testing.T) {
 	thresholds := filepath.Join("..", "..", "..", "models", "property-value", "validate.yaml")
 
-	// The contract: the shipped model passes its shipped gate.
+	// The contract: the shipped model passes its shipped gate, named or
+	// found in the repository.
+	for _, args := range [][]string{{"--model", "property-value", "--thresholds", thresholds}, {"--model", "property-value"}} {
+		out, err := runValidate(t, args...)
+		if err != nil || !strings.Contains(out, "bias_gap") {
+			t.Fatalf("%v: shipped model failed: %v\n%s", args, err, out)
+		}
+	}
 	out, err := runValidate(t, "--model", "property-value", "--thresholds", thresholds)
 	if err != nil {
-		t.Fatalf("shipped model failed: %v\n%s", err, out)
+		t.Fatal(err)
 	}
 	for _, want := range []string{"rmse", "PASS", "group house", "bias_gap"} {
 		if !strings.Contains(out, want) {
@@ -41,7 +48,7 @@ func TestValidateCommand(t *testing.T) {
 		t.Errorf("error %v, output:\n%s", err, out)
 	}
 
-	// JSON, candidate against baseline.
+	// JSON, candidate against baseline, the repository's gate and a flag.
 	out, err = runValidate(t, "--model", "property-value", "--version", "2", "--baseline-version", "1", "--max-regression", "0.1", "--group-by", "property_type", "-o", "json")
 	if err != nil {
 		t.Fatal(err)
@@ -58,7 +65,7 @@ func TestValidateCommand(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &r); err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
-	if r.Candidate.Version != "2" || r.Baseline.Version != "1" || len(r.Checks) != 1 || r.Checks[0].Name != "rmse_increase_vs_1" || !r.Passed {
+	if r.Candidate.Version != "2" || r.Baseline.Version != "1" || len(r.Checks) != 6 || r.Checks[5].Name != "rmse_increase_vs_1" || !r.Passed {
 		t.Errorf("got %+v", r)
 	}
 
@@ -68,13 +75,13 @@ func TestValidateCommand(t *testing.T) {
 		want string
 	}{
 		{nil, "--model is required"},
-		{[]string{"--model", "property-value"}, "no threshold given"},
+		{[]string{"--model", "property-value", "--thresholds", "none"}, "no threshold given"},
 		{[]string{"--model", "property-value", "--max-regression", "0.1"}, "--max-regression needs --baseline-version"},
 		{[]string{"--model", "property-value", "--within", "0.1"}, "--within and --min-within-share go together"},
+		{[]string{"--model", "property-value", "--thresholds", "none", "--max-bias-gap", "0.1"}, "needs groupBy"},
 		{[]string{"--model", "property-value", "--max-rmse", "1", "-o", "yaml"}, `--output="yaml"`},
-		{[]string{"--model", "property-value", "--max-bias-gap", "0.1"}, "needs groupBy"},
 		{[]string{"--model", "property-value", "--thresholds", "/nonexistent.yaml"}, "/nonexistent.yaml"},
-		{[]string{"--model", "property-value", "--max-rmse", "1"}, "column property_type: \"house\" is not a finite number (if it is a column of group labels, name it with --group-by)"},
+		{[]string{"--model", "property-value", "--thresholds", "none", "--max-rmse", "1"}, "column property_type: \"house\" is not a finite number (if it is a column of group labels, name it with --group-by)"},
 	} {
 		if _, err := runValidate(t, tc.args...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)
