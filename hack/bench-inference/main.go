@@ -19,7 +19,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -167,8 +166,8 @@ func run(serverBin string, d time.Duration, conc, hidden int) error {
 		off = append(off, closedLoop(offURL, body("property-value"), conc, d/2).rps)
 		on = append(on, closedLoop(onURL, body("property-value"), conc, d/2).rps)
 	}
-	driftRatio := median(on) / median(off)
-	fmt.Printf("property-value  drift statistics on / off, closed loop c=%d, 3 x %s each: %.0f / %.0f req/s (medians)\n", conc, d/2, median(on), median(off))
+	driftRatio := testutil.Median(on) / testutil.Median(off)
+	fmt.Printf("property-value  drift statistics on / off, closed loop c=%d, 3 x %s each: %.0f / %.0f req/s (medians)\n", conc, d/2, testutil.Median(on), testutil.Median(off))
 
 	l := results["large"]
 	fmt.Printf("inference batched_rps=%.0f unbatched_rps=%.0f batching_gain=%.2f batched_p99_ms=%.2f overhead_ratio=%.2f drift_ratio=%.2f\n",
@@ -254,15 +253,4 @@ func waitReady(url string) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not ready", url)
-}
-
-func median(xs []float64) float64 {
-	s := slices.Sorted(slices.Values(xs))
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -34,6 +34,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/gpufleet/gpufleet/internal/schedtest"
+	"github.com/gpufleet/gpufleet/internal/testutil"
 	"github.com/gpufleet/gpufleet/pkg/localcluster"
 	"github.com/gpufleet/gpufleet/pkg/plugins/gpupack"
 )
@@ -110,7 +111,7 @@ func run(ctx context.Context, o options) error {
 			fmt.Printf("%-4d %-20s %8d %10.2f %12.1f\n", rep, profile, o.pods, secs, rate)
 		}
 	}
-	ours, theirs := median(rates[schedtest.SchedulerName]), median(rates[defaultProfile])
+	ours, theirs := testutil.Median(rates[schedtest.SchedulerName]), testutil.Median(rates[defaultProfile])
 	fmt.Printf("scheduler nodes=%d pods=%d gpufleet_pods_per_s=%.1f default_pods_per_s=%.1f ratio=%.2f\n", o.nodes, o.pods, ours, theirs, ours/theirs)
 	return nil
 }
@@ -232,15 +233,4 @@ func parallel(ctx context.Context, n int, f func(context.Context, int) error) er
 		g.Go(func() error { return f(ctx, i) })
 	}
 	return g.Wait()
-}
-
-func median(xs []float64) float64 {
-	s := slices.Sorted(slices.Values(xs))
-	if len(s) == 0 {
-		return 0
-	}
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }

@@ -1,6 +1,7 @@
 // Package testutil holds the small helpers that tests and benchmarks of
 // several components share: a free loopback address, an HTTP GET of a whole
-// body, and reading one series out of Prometheus exposition text.
+// body, reading one series out of Prometheus exposition text, and the
+// median of repetitions.
 package testutil
 
 import (
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -60,4 +62,17 @@ func Lines(exposition, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// Median is the median of xs (the mean of the middle two for an even
+// count; 0 for none): benchmarks report medians of repetitions.
+func Median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
