@@ -75,7 +75,12 @@ func (s Spec) EnvList() []string {
 	return out
 }
 
-// Specs lists every gpufleet image, one per directory of cmd/.
+// ClientOnly are the commands that run on an admin's machine, never in the
+// cluster: they ship as binaries (a krew plugin), not as images.
+var ClientOnly = []string{"kubectl-gpufleet"}
+
+// Specs lists every gpufleet image, one per directory of cmd/ that is not
+// ClientOnly.
 var Specs = []Spec{
 	{
 		Binary:      "gpu-agent",
