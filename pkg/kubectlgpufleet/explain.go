@@ -26,10 +26,10 @@ const schedulerName = "gpufleet-scheduler"
 
 func newExplainCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
 	return &cobra.Command{
-		Use:   "explain POD",
-		Short: "Where a GPU pod runs and on which GPUs, or why it is pending and where it would fit",
+		Use:     "explain POD",
+		Short:   "Where a GPU pod runs and on which GPUs, or why it is pending and where it would fit",
 		Example: `  kubectl gpufleet explain property-value-7d9f-abcde -n ml-production`,
-		Args: cobra.ExactArgs(1),
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := flags.ToRESTConfig()
 			if err != nil {
