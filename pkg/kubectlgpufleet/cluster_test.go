@@ -95,6 +95,10 @@ func TestIntegrationPluginOnLocalCluster(t *testing.T) {
 		{[]string{"nodes", "-o", "xml"}, `--output="xml"`},
 		{[]string{"explain", "nope", "-n", "ml"}, "pod ml/nope not found"},
 		{[]string{"explain"}, "accepts 1 arg"},
+		{[]string{"top", "pods", "-n", "ml"}, "gpu_utilization of pods: no custom metrics API (custom.metrics.k8s.io) registered (gpufleet's metrics adapter serves custom.metrics.k8s.io)"},
+		{[]string{"top", "nodes"}, "gpu_utilization of nodes: no custom metrics API"},
+		{[]string{"top", "deployments"}, `invalid argument "deployments"`},
+		{[]string{"cost", "--format", "pdf"}, `--format: unknown format "pdf"`},
 	} {
 		if _, _, err := run(append(tc.args, kc)...); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: error %v, want %q", tc.args, err, tc.want)

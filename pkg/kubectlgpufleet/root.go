@@ -4,6 +4,8 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
+
+	"github.com/gpufleet/gpufleet/pkg/cost/costcmd"
 )
 
 // NewCommand returns `kubectl gpufleet` with kubectl's connection flags.
@@ -17,6 +19,12 @@ func NewCommand(streams genericiooptions.IOStreams) *cobra.Command {
 		Annotations:   map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl gpufleet"},
 	}
 	flags.AddFlags(cmd.PersistentFlags())
-	cmd.AddCommand(newNodesCommand(flags, streams), newExplainCommand(flags, streams))
+	cmd.AddCommand(newNodesCommand(flags, streams), newExplainCommand(flags, streams), newTopCommand(flags, streams))
+	// The same report as `gpufleet cost`; its own --kubeconfig and
+	// --insecure-skip-tls-verify (same meaning) take the place of kubectl's.
+	cost := costcmd.NewCommand()
+	cost.SetOut(streams.Out)
+	cost.SetErr(streams.ErrOut)
+	cmd.AddCommand(cost)
 	return cmd
 }

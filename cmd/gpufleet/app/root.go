@@ -3,6 +3,8 @@ package app
 
 import (
 	"github.com/spf13/cobra"
+
+	"github.com/gpufleet/gpufleet/pkg/cost/costcmd"
 )
 
 // NewCommand returns the gpufleet root command.
@@ -14,7 +16,7 @@ func NewCommand() *cobra.Command {
 		SilenceErrors: false,
 	}
 	cmd.AddCommand(newClusterCommand())
-	cmd.AddCommand(newCostCommand())
+	cmd.AddCommand(costcmd.NewCommand())
 	cmd.AddCommand(newDemoCommand())
 	cmd.AddCommand(newValidateCommand())
 	return cmd

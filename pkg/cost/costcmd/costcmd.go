@@ -1,4 +1,7 @@
-package app
+// Package costcmd is the `cost` command of the gpufleet CLI and of the
+// kubectl plugin: the GPU cost report of package cost, from the metrics
+// adapter or Prometheus, as a table, CSV, JSON or HTML.
+package costcmd
 
 import (
 	"context"
@@ -156,7 +159,8 @@ func (o *costOptions) resolveRange() error {
 	return errors.Join(errs...)
 }
 
-func newCostCommand() *cobra.Command {
+// NewCommand is `gpufleet cost` (and `kubectl gpufleet cost`).
+func NewCommand() *cobra.Command {
 	o := newCostOptions()
 	cmd := &cobra.Command{
 		Use:   "cost",

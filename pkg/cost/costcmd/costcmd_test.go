@@ -1,4 +1,4 @@
-package app
+package costcmd
 
 import (
 	"bytes"
@@ -122,7 +122,7 @@ func runCost(t *testing.T, args ...string) (string, error) {
 	var out bytes.Buffer
 	cmd.SetOut(&out)
 	cmd.SetErr(&out)
-	cmd.SetArgs(append([]string{"cost"}, args...))
+	cmd.SetArgs(args)
 	err := cmd.ExecuteContext(t.Context())
 	return out.String(), err
 }
