@@ -77,10 +77,10 @@ $(BIN)/staticcheck: hack/tools/go.mod hack/tools/go.sum
 # Prometheus source (a real server scraping real processes); runc, the CNI
 # plugins, iptables and conntrack for the local real node (pkg/localcluster
 # RealNode; containerd itself is built from hack/containerd).
-DEBIAN_PACKAGES := prometheus runc containernetworking-plugins iptables conntrack
+DEBIAN_PACKAGES := prometheus runc containernetworking-plugins iptables conntrack chromium
 
 .PHONY: deps
-deps: ## Install the Debian packages the tests need (prometheus) when missing; needs root.
+deps: ## Install the Debian packages the tests need (prometheus, the real node's runc and CNI plugins, chromium for the pages) when missing; needs root.
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
@@ -183,6 +183,10 @@ bench-sim: build ## gpusim on the default openb trace, seed 42: bestfit, fgd and
 .PHONY: sim-paper
 sim-paper: ## gpusim vs the FGD paper: mean over seeds 42..51 on the five openb pod lists (long: about 25 min on 2 cores).
 	$(GO) run ./hack/sim-paper --pods $${SIM_PODS:-default,cpu050,gpushare40,gpuspec10,multigpu20} --policies $${SIM_POLICIES:-bestfit,fgd,gpufleet}
+
+.PHONY: check-pages
+check-pages: deps ## Open the demo's report.html and the cost report in headless Chromium: plots and tables laid out, no console errors, no external requests; screenshots in _output/pages/.
+	GPUFLEET_REQUIRE_BROWSER=1 GPUFLEET_PAGES_DIR=$(OUTPUT)/pages $(GO) test -count=1 -run '^TestPagesInBrowser$$' -v ./internal/demo/
 
 .PHONY: test-gpu
 test-gpu: ## Tests that need a GPU and the CUDA libraries (make test-gpu on a GPU machine with Go; not part of make test).
