@@ -11,12 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/cli-runtime/pkg/genericiooptions"
-	"k8s.io/client-go/discovery"
-	cacheddiscovery "k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/restmapper"
-	cmclient "k8s.io/metrics/pkg/client/custom_metrics"
 )
 
 func newNodesCommand(flags *genericclioptions.ConfigFlags, streams genericiooptions.IOStreams) *cobra.Command {
@@ -99,12 +95,10 @@ func addUtilization(cfg *rest.Config, inv []Node) error {
 	if len(inv) == 0 {
 		return nil
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	mc, err := customMetrics(cfg)
 	if err != nil {
 		return err
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(dc))
-	mc := cmclient.NewForConfig(cfg, mapper, cmclient.NewAvailableAPIsGetter(dc))
 	vals, err := mc.RootScopedMetrics().GetForObjects(schema.GroupKind{Kind: "Node"}, labels.Everything(), "gpu_utilization", labels.Everything())
 	if err != nil {
 		return fmt.Errorf("%w (gpufleet's metrics adapter serves custom.metrics.k8s.io; --no-metrics skips asking)", err)

@@ -74,12 +74,10 @@ func newTopCommand(flags *genericclioptions.ConfigFlags, streams genericiooption
 
 // topRows asks the custom metrics API for every column of kind.
 func topRows(cfg *rest.Config, kind, namespace string) ([]TopRow, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	mc, err := customMetrics(cfg)
 	if err != nil {
 		return nil, err
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(dc))
-	mc := cmclient.NewForConfig(cfg, mapper, cmclient.NewAvailableAPIsGetter(dc))
 	byKey := map[string]*TopRow{}
 	for _, col := range topColumns[kind] {
 		var list *cmapi.MetricValueList
@@ -158,6 +156,16 @@ func formatValue(metric string, v *float64) string {
 		return fmt.Sprintf("%.1f", *v)
 	}
 	return fmt.Sprintf("%.0f", *v)
+}
+
+// customMetrics is a client of the custom metrics API, the HPA's own.
+func customMetrics(cfg *rest.Config) (cmclient.CustomMetricsClient, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(cacheddiscovery.NewMemCacheClient(dc))
+	return cmclient.NewForConfig(cfg, mapper, cmclient.NewAvailableAPIsGetter(dc)), nil
 }
 
 // podMetrics is metric for the pods of namespace, or of every namespace
