@@ -30,6 +30,10 @@ func TestGPUCheckDryRun(t *testing.T) {
 			t.Errorf("dry-run output lacks %q:\n%s", want, out)
 		}
 	}
+	// bash's own complaints (set -u, syntax) name the script and a line.
+	if strings.Contains(string(out), "gpu-check: line ") || strings.Contains(string(out), "unbound variable") {
+		t.Errorf("the script complains about itself:\n%s", out)
+	}
 	if _, err := os.Stat(filepath.Join(dir, "gpu-check.tar.gz")); err != nil {
 		t.Errorf("no archive: %v", err)
 	}
