@@ -202,31 +202,35 @@ func shapes(r inferResponse) [][]int {
 var client = &http.Client{Timeout: 30 * time.Second}
 
 func getJSON(url string, v any) error {
-	resp, err := client.Get(url)
+	data, err := body(client.Get(url))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", url, err)
 	}
-	return decode(resp, url, v)
+	return json.Unmarshal(data, v)
 }
 
-func postJSON(url string, body []byte, v any) error {
-	resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+func postJSON(url string, payload []byte, v any) error {
+	data, err := body(client.Post(url, "application/json", bytes.NewReader(payload)))
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", url, err)
 	}
-	return decode(resp, url, v)
+	return json.Unmarshal(data, v)
 }
 
-func decode(resp *http.Response, url string, v any) error {
+// body reads a 200 answer's body; any other status is an error with it.
+func body(resp *http.Response, err error) ([]byte, error) {
+	if err != nil {
+		return nil, err
+	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s: %s", url, resp.Status, bytes.TrimSpace(data))
+		return nil, fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(data))
 	}
-	return json.Unmarshal(data, v)
+	return data, nil
 }
 
 // agentMetrics checks the gpu-agent's exposition for gpus GPUs.
@@ -235,16 +239,12 @@ func agentMetrics(url, gpus string) error {
 	if err != nil || n < 1 {
 		return fmt.Errorf("GPUS %q: want a positive count", gpus)
 	}
-	resp, err := client.Get(url)
+	data, err := body(client.Get(url))
 	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
+		return fmt.Errorf("%s: %w", url, err)
 	}
 	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
+	fams, err := parser.TextToMetricFamilies(bytes.NewReader(data))
 	if err != nil {
 		return fmt.Errorf("%s: not a Prometheus text exposition: %w", url, err)
 	}

@@ -32,10 +32,10 @@ func chromium() string {
 // pageLayout is what the page shows, measured by the browser after layout.
 type pageLayout struct {
 	Images []struct {
-		Alt                  string
-		Complete             bool
-		NaturalWidth, Width  float64
-		NaturalHeight, Heigh float64
+		Alt                   string
+		Complete              bool
+		NaturalWidth, Width   float64
+		NaturalHeight, Height float64
 	}
 	Tables []struct {
 		Rows          int
@@ -49,7 +49,7 @@ type pageLayout struct {
 const measure = `(() => {
   const box = e => { const r = e.getBoundingClientRect(); return {Width: r.width, Height: r.height}; };
   return {
-    Images: [...document.images].map(i => ({Alt: i.alt, Complete: i.complete, NaturalWidth: i.naturalWidth, Width: i.getBoundingClientRect().width, NaturalHeight: i.naturalHeight, Heigh: i.getBoundingClientRect().height})),
+    Images: [...document.images].map(i => ({Alt: i.alt, Complete: i.complete, NaturalWidth: i.naturalWidth, Width: i.getBoundingClientRect().width, NaturalHeight: i.naturalHeight, Height: i.getBoundingClientRect().height})),
     Tables: [...document.querySelectorAll('table')].map(t => Object.assign({Rows: t.rows.length}, box(t))),
     Charts: [...document.querySelectorAll('svg[role=img]')].map(box),
     Frames: [...document.querySelectorAll('iframe')].map(box),
@@ -130,7 +130,7 @@ func TestPagesInBrowser(t *testing.T) {
 				t.Errorf("%d images, want %d", len(layout.Images), page.images)
 			}
 			for _, img := range layout.Images {
-				if !img.Complete || img.NaturalWidth < 200 || img.Width < 200 || img.Heigh < 100 {
+				if !img.Complete || img.NaturalWidth < 200 || img.Width < 200 || img.Height < 100 {
 					t.Errorf("image %q not shown at size: %+v", img.Alt, img)
 				}
 			}
