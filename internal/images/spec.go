@@ -130,6 +130,14 @@ var Specs = []Spec{
 		Ports:       []int{6443},
 	},
 	{
+		Binary:      "model-router",
+		Title:       "gpufleet model-router",
+		Description: "One Open Inference Protocol v2 endpoint for many model Deployments: rules, canary weights, queue-aware balancing",
+		Doc:         "docs/model-router.md",
+		User:        Nonroot,
+		Ports:       []int{8080},
+	},
+	{
 		Binary:      "scheduler-plugin",
 		Title:       "gpufleet scheduler-plugin",
 		Description: "kube-scheduler with gpufleet's GPUPack plugin: whole and fractional GPU bin-packing",
