@@ -11,7 +11,6 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	batch    *prometheus.HistogramVec
-	queue    *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -30,15 +29,39 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Rows per batch run through the model.",
 			Buckets: prometheus.ExponentialBuckets(1, 2, 10),
 		}, []string{"model", "version"}),
-		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "inference_queue_depth",
-			Help: "Rows waiting for a batch.",
-		}, []string{"model", "version"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.batch, m.queue} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.batch} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// queueDepth reports inference_queue_depth, each version's rows waiting
+// for a batch, read at scrape time: a balancer scraping it (the model
+// router) sees the queue as it is, not as it was after the last batch.
+type queueDepth struct {
+	desc     *prometheus.Desc
+	versions []queuedVersion // sorted by model and version
+}
+
+type queuedVersion struct {
+	model, version string
+	rows           func() int64
+}
+
+func newQueueDepth(versions []queuedVersion) *queueDepth {
+	return &queueDepth{
+		desc:     prometheus.NewDesc("inference_queue_depth", "Rows waiting for a batch.", []string{"model", "version"}, nil),
+		versions: versions,
+	}
+}
+
+func (q *queueDepth) Describe(ch chan<- *prometheus.Desc) { ch <- q.desc }
+
+func (q *queueDepth) Collect(ch chan<- prometheus.Metric) {
+	for _, v := range q.versions {
+		ch <- prometheus.MustNewConstMetric(q.desc, prometheus.GaugeValue, float64(v.rows()), v.model, v.version)
+	}
 }

@@ -90,6 +90,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, models: map[string]*servedModel{}, metrics: m}
 	var drifts []*driftStats
+	var queued []queuedVersion
 	for name, mdl := range opts.Models {
 		sm := &servedModel{Model: mdl, versions: map[string]*servedVersion{}}
 		s.models[name] = sm
@@ -107,13 +108,11 @@ func New(opts Options) (*Server, error) {
 				onRows = func(input, output []float32, rows int) { d.observe(input, in, output, out, rows) }
 			}
 			batchSize := m.batch.WithLabelValues(name, v.Version)
-			queue := m.queue.WithLabelValues(name, v.Version)
 			mname, vname := name, v.Version
 			sv.batcher = NewBatcher(loaded, v.In, v.Out, BatcherConfig{
 				MaxBatch: mdl.MaxBatchSize, MaxDelay: mdl.MaxQueueDelay.Duration, MaxQueue: mdl.MaxQueueSize, OnRows: onRows,
 				OnBatch: func(rows int, took time.Duration) {
 					batchSize.Observe(float64(rows))
-					queue.Set(float64(sv.batcher.QueuedRows()))
 					if opts.OnBatch != nil {
 						opts.OnBatch(mname, vname, rows, took)
 					}
@@ -128,8 +127,16 @@ func New(opts Options) (*Server, error) {
 			// unable to compute (ScalingActive False, no scale-down).
 			sv.requests(http.StatusOK)
 			sv.duration = m.duration.WithLabelValues(name, v.Version)
+			queued = append(queued, queuedVersion{model: name, version: v.Version, rows: sv.batcher.QueuedRows})
 			sm.versions[v.Version] = sv
 		}
+	}
+	slices.SortFunc(queued, func(a, b queuedVersion) int {
+		return cmp.Or(cmp.Compare(a.model, b.model), cmp.Compare(a.version, b.version))
+	})
+	if err := opts.Registry.Register(newQueueDepth(queued)); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if len(drifts) > 0 {
 		// Sorted, so scrapes list versions in a fixed order.

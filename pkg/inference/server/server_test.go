@@ -357,6 +357,15 @@ func TestQueueFullIs429AndBatchesForm(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // order arrivals; the assertion below does not depend on timing
 	}
 	waitFor(t, "a full queue", func() bool { return s.models["property-value"].versions["1"].batcher.QueuedRows() == 8 })
+	// A scrape sees the queue as it is now, not as the last batch left it.
+	if err := testutil.GatherAndCompare(s.opts.Registry, strings.NewReader(`
+# HELP inference_queue_depth Rows waiting for a batch.
+# TYPE inference_queue_depth gauge
+inference_queue_depth{model="property-value",version="1"} 8
+inference_queue_depth{model="property-value",version="2"} 0
+`), "inference_queue_depth"); err != nil {
+		t.Error(err)
+	}
 	code, resp, hdr := do(t, s.Handler(), http.MethodPost, "/v2/models/property-value/versions/1/infer", body)
 	if code != 429 || hdr.Get("Retry-After") != "1" || !strings.Contains(resp, "at capacity") {
 		t.Errorf("request beyond the queue: %d %s (Retry-After %q)", code, resp, hdr.Get("Retry-After"))
