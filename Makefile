@@ -164,6 +164,10 @@ bench-agent: build ## gpu-agent on the simulated 8-GPU node, 1 s sampling, scrap
 bench-inference: build ## inference-server, CPU backend, saturating load: batching vs batch size 1, protocol overhead vs a bare handler.
 	$(GO) run ./hack/bench-inference --server $(BIN)/inference-server --duration $${BENCH_DURATION:-10s}
 
+.PHONY: bench-router
+bench-router: build ## model-router on loopback, 3 inference servers, one slowed: p99 with least-request vs round-robin at the same load, and the router's added p50 vs a pod directly (medians of BENCH_REPS).
+	$(GO) run ./hack/bench-router --server $(BIN)/inference-server --router $(BIN)/model-router --duration $${BENCH_DURATION:-5s} --reps $${BENCH_REPS:-5}
+
 .PHONY: bench-scheduler
 bench-scheduler: tools ## Scheduling throughput on a real control plane, gpufleet profile vs NodeResourcesFit MostAllocated (1000 nodes x 8 GPUs, 10000 pods).
 	$(GO) run ./hack/bench-scheduler --nodes $${BENCH_NODES:-1000} --pods $${BENCH_PODS:-10000} --reps $${BENCH_REPS:-3}

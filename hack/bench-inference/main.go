@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gpufleet/gpufleet/internal/loadgen"
 	"github.com/gpufleet/gpufleet/internal/testutil"
 )
 
@@ -129,30 +130,30 @@ func run(serverBin string, d time.Duration, conc, hidden int) error {
 	body := func(model string) string {
 		return `{"inputs":[{"name":"features","datatype":"FP32","shape":[1,8],"data":` + row8 + `}]}`
 	}
-	type result struct{ batched, unbatched load }
+	type result struct{ batched, unbatched loadgen.Result }
 	results := map[string]result{}
 	for _, m := range []string{"property-value", "large"} {
 		var r result
 		for _, run := range []struct {
 			name string
 			srv  *server
-			out  *load
+			out  *loadgen.Result
 		}{{"batched", batched, &r.batched}, {"unbatched", unbatched, &r.unbatched}} {
 			url := run.srv.url + "/v2/models/" + m + "/versions/1/infer"
-			warm(url, body(m))
-			*run.out = closedLoop(url, body(m), conc, d)
+			loadgen.Warm(url, body(m))
+			*run.out = loadgen.ClosedLoop(url, body(m), conc, d)
 			fmt.Printf("%-15s %-9s closed loop c=%d: %s\n", m, run.name, conc, run.out)
 		}
 		// Open loop at half the batched closed-loop rate: latency at a load the server sustains.
-		rate := 0.5 * r.batched.rps
-		open := openLoop(batched.url+"/v2/models/"+m+"/versions/1/infer", body(m), rate, d)
+		rate := 0.5 * r.batched.RPS
+		open := loadgen.OpenLoop(batched.url+"/v2/models/"+m+"/versions/1/infer", body(m), rate, d)
 		fmt.Printf("%-15s batched   open loop %.0f req/s: %s\n", m, rate, open)
 		results[m] = r
 	}
-	warm(batched.url+"/v2/models/empty/versions/1/infer", body("empty"))
-	empty := closedLoop(batched.url+"/v2/models/empty/versions/1/infer", body("empty"), conc, d)
-	warm("http://"+bareAddr, body("empty"))
-	bareLoad := closedLoop("http://"+bareAddr, body("empty"), conc, d)
+	loadgen.Warm(batched.url+"/v2/models/empty/versions/1/infer", body("empty"))
+	empty := loadgen.ClosedLoop(batched.url+"/v2/models/empty/versions/1/infer", body("empty"), conc, d)
+	loadgen.Warm("http://"+bareAddr, body("empty"))
+	bareLoad := loadgen.ClosedLoop("http://"+bareAddr, body("empty"), conc, d)
 	fmt.Printf("empty model (8 -> 1) through the server: %s\n", empty)
 	fmt.Printf("bare net/http handler, fixed body:       %s\n", bareLoad)
 
@@ -161,19 +162,19 @@ func run(serverBin string, d time.Duration, conc, hidden int) error {
 	var on, off []float64
 	onURL := batched.url + "/v2/models/property-value/versions/1/infer"
 	offURL := noDrift.url + "/v2/models/property-value/versions/1/infer"
-	warm(offURL, body("property-value"))
+	loadgen.Warm(offURL, body("property-value"))
 	for range 3 {
-		off = append(off, closedLoop(offURL, body("property-value"), conc, d/2).rps)
-		on = append(on, closedLoop(onURL, body("property-value"), conc, d/2).rps)
+		off = append(off, loadgen.ClosedLoop(offURL, body("property-value"), conc, d/2).RPS)
+		on = append(on, loadgen.ClosedLoop(onURL, body("property-value"), conc, d/2).RPS)
 	}
 	driftRatio := testutil.Median(on) / testutil.Median(off)
 	fmt.Printf("property-value  drift statistics on / off, closed loop c=%d, 3 x %s each: %.0f / %.0f req/s (medians)\n", conc, d/2, testutil.Median(on), testutil.Median(off))
 
 	l := results["large"]
 	fmt.Printf("inference batched_rps=%.0f unbatched_rps=%.0f batching_gain=%.2f batched_p99_ms=%.2f overhead_ratio=%.2f drift_ratio=%.2f\n",
-		l.batched.rps, l.unbatched.rps, l.batched.rps/l.unbatched.rps, l.batched.p99ms, empty.rps/bareLoad.rps, driftRatio)
-	if l.batched.errors+l.unbatched.errors+empty.errors > 0 {
-		return fmt.Errorf("requests failed: %d batched, %d unbatched, %d empty", l.batched.errors, l.unbatched.errors, empty.errors)
+		l.batched.RPS, l.unbatched.RPS, l.batched.RPS/l.unbatched.RPS, l.batched.P99ms, empty.RPS/bareLoad.RPS, driftRatio)
+	if l.batched.Errors+l.unbatched.Errors+empty.Errors > 0 {
+		return fmt.Errorf("requests failed: %d batched, %d unbatched, %d empty", l.batched.Errors, l.unbatched.Errors, empty.Errors)
 	}
 	return nil
 }
