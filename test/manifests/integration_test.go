@@ -77,7 +77,8 @@ func TestIntegrationManifests(t *testing.T) {
 	}
 
 	t.Run("DryRun", func(t *testing.T) {
-		for _, b := range builds {
+		// The Helm chart's renders too.
+		for _, b := range append(slices.Clone(builds), allChartBuilds(t, e)...) {
 			out, errOut, err := kubectl(b.yaml, "apply", "--server-side", "--dry-run=server", "--field-manager="+fieldManager, "-f", "-")
 			if err != nil {
 				t.Errorf("%s: server-side dry-run apply: %v\n%s", b.name, err, out)

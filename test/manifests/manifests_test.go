@@ -216,71 +216,77 @@ func TestPinned(t *testing.T) {
 // --agent-pod-selector selects the gpu-agents.
 func TestReferences(t *testing.T) {
 	e := newEnv(t)
-	for _, b := range build(t, e) {
-		ws, err := workloads(b.objs)
-		if err != nil {
-			t.Fatalf("%s: %v", b.name, err)
-		}
-		selects := func(ns string, sel labels.Selector) bool {
-			for _, w := range ws {
-				if w.obj.GetNamespace() == ns && sel.Matches(labels.Set(w.tmpl.Labels)) {
-					return true
-				}
-			}
-			return false
-		}
-		has := func(kind, ns, name string) bool {
-			return slices.ContainsFunc(b.objs, func(u *unstructured.Unstructured) bool {
-				return u.GetKind() == kind && u.GetNamespace() == ns && u.GetName() == name
-			})
-		}
-		for _, u := range b.objs {
-			ns := u.GetNamespace()
-			var sel labels.Selector
-			switch u.GetKind() {
-			case "Service":
-				m, _, _ := unstructured.NestedStringMap(u.Object, "spec", "selector")
-				sel = labels.SelectorFromSet(m)
-			case "PodDisruptionBudget", "NetworkPolicy":
-				path := []string{"spec", "selector", "matchLabels"}
-				if u.GetKind() == "NetworkPolicy" {
-					path = []string{"spec", "podSelector", "matchLabels"}
-				}
-				m, _, _ := unstructured.NestedStringMap(u.Object, path...)
-				sel = labels.SelectorFromSet(m)
-			case "APIService":
-				svc, _, _ := unstructured.NestedString(u.Object, "spec", "service", "name")
-				svcNS, _, _ := unstructured.NestedString(u.Object, "spec", "service", "namespace")
-				if !has("Service", svcNS, svc) {
-					t.Errorf("%s: %s names Service %s/%s, which it does not have", b.name, u.GetName(), svcNS, svc)
-				}
-			case "HorizontalPodAutoscaler":
-				kind, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "kind")
-				name, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "name")
-				if !has(kind, ns, name) {
-					t.Errorf("%s: HPA %s scales %s %s/%s, which it does not have", b.name, u.GetName(), kind, ns, name)
-				}
-			}
-			if sel != nil && (sel.Empty() || !selects(ns, sel)) {
-				t.Errorf("%s: %s selects no pod template (%s)", b.name, short(u), sel)
-			}
-		}
+	for _, b := range append(build(t, e), allChartBuilds(t, e)...) {
+		checkReferences(t, b)
+	}
+}
+
+// checkReferences is TestReferences for one build.
+func checkReferences(t *testing.T, b built) {
+	t.Helper()
+	ws, err := workloads(b.objs)
+	if err != nil {
+		t.Fatalf("%s: %v", b.name, err)
+	}
+	selects := func(ns string, sel labels.Selector) bool {
 		for _, w := range ws {
-			if sa := w.tmpl.Spec.ServiceAccountName; sa != "" && !has("ServiceAccount", w.obj.GetNamespace(), sa) {
-				t.Errorf("%s: %s runs as ServiceAccount %s, which it does not have", b.name, short(w.obj), sa)
+			if w.obj.GetNamespace() == ns && sel.Matches(labels.Set(w.tmpl.Labels)) {
+				return true
 			}
-			for _, c := range w.tmpl.Spec.Containers {
-				for _, arg := range c.Args {
-					v, ok := strings.CutPrefix(arg, "--agent-pod-selector=")
-					if !ok {
-						continue
-					}
-					sel, err := labels.Parse(v)
-					if err != nil {
-						t.Errorf("%s: %s: %v", b.name, arg, err)
-					} else if !selects("gpufleet-system", sel) || !selectsAgent(ws, sel) {
-						t.Errorf("%s: %s does not select the gpu-agent pods", b.name, arg)
-					}
+		}
+		return false
+	}
+	has := func(kind, ns, name string) bool {
+		return slices.ContainsFunc(b.objs, func(u *unstructured.Unstructured) bool {
+			return u.GetKind() == kind && u.GetNamespace() == ns && u.GetName() == name
+		})
+	}
+	for _, u := range b.objs {
+		ns := u.GetNamespace()
+		var sel labels.Selector
+		switch u.GetKind() {
+		case "Service":
+			m, _, _ := unstructured.NestedStringMap(u.Object, "spec", "selector")
+			sel = labels.SelectorFromSet(m)
+		case "PodDisruptionBudget", "NetworkPolicy":
+			path := []string{"spec", "selector", "matchLabels"}
+			if u.GetKind() == "NetworkPolicy" {
+				path = []string{"spec", "podSelector", "matchLabels"}
+			}
+			m, _, _ := unstructured.NestedStringMap(u.Object, path...)
+			sel = labels.SelectorFromSet(m)
+		case "APIService":
+			svc, _, _ := unstructured.NestedString(u.Object, "spec", "service", "name")
+			svcNS, _, _ := unstructured.NestedString(u.Object, "spec", "service", "namespace")
+			if !has("Service", svcNS, svc) {
+				t.Errorf("%s: %s names Service %s/%s, which it does not have", b.name, u.GetName(), svcNS, svc)
+			}
+		case "HorizontalPodAutoscaler":
+			kind, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "kind")
+			name, _, _ := unstructured.NestedString(u.Object, "spec", "scaleTargetRef", "name")
+			if !has(kind, ns, name) {
+				t.Errorf("%s: HPA %s scales %s %s/%s, which it does not have", b.name, u.GetName(), kind, ns, name)
+			}
+		}
+		if sel != nil && (sel.Empty() || !selects(ns, sel)) {
+			t.Errorf("%s: %s selects no pod template (%s)", b.name, short(u), sel)
+		}
+	}
+	for _, w := range ws {
+		if sa := w.tmpl.Spec.ServiceAccountName; sa != "" && !has("ServiceAccount", w.obj.GetNamespace(), sa) {
+			t.Errorf("%s: %s runs as ServiceAccount %s, which it does not have", b.name, short(w.obj), sa)
+		}
+		for _, c := range w.tmpl.Spec.Containers {
+			for _, arg := range c.Args {
+				v, ok := strings.CutPrefix(arg, "--agent-pod-selector=")
+				if !ok {
+					continue
+				}
+				sel, err := labels.Parse(v)
+				if err != nil {
+					t.Errorf("%s: %s: %v", b.name, arg, err)
+				} else if !selects("gpufleet-system", sel) || !selectsAgent(ws, sel) {
+					t.Errorf("%s: %s does not select the gpu-agent pods", b.name, arg)
 				}
 			}
 		}

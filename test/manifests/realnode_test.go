@@ -45,15 +45,64 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	checks := append(componentChecks(t, c, client, n), []check{
+		{"example models placed by gpufleet-scheduler and Ready", func(ctx context.Context) error {
+			for _, d := range []string{"property-value", "property-value-shared"} {
+				if err := clustertest.DeploymentReady(ctx, client, "ml-production", d); err != nil {
+					return err
+				}
+			}
+			pods, err := client.CoreV1().Pods("ml-production").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, p := range pods.Items {
+				if p.DeletionTimestamp != nil {
+					continue
+				}
+				if p.Spec.NodeName != n.Name || p.Annotations[names.AnnotationGPUIndices] == "" {
+					return fmt.Errorf("pod %s on %q with GPU indices %q", p.Name, p.Spec.NodeName, p.Annotations[names.AnnotationGPUIndices])
+				}
+				if _, ok := localcluster.PodIPOnBridge(&p); !ok {
+					return fmt.Errorf("pod %s has address %q, not on the node's bridge", p.Name, p.Status.PodIP)
+				}
+			}
+			return nil
+		}},
+		{"the HPA reads requests_per_second", func(ctx context.Context) error {
+			hpa, err := client.AutoscalingV2().HorizontalPodAutoscalers("ml-production").Get(ctx, "property-value", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			for _, m := range hpa.Status.CurrentMetrics {
+				if m.Pods != nil && m.Pods.Metric.Name == "requests_per_second" {
+					return nil
+				}
+			}
+			raw, err := client.CoreV1().RESTClient().Get().AbsPath("/apis/custom.metrics.k8s.io/v1beta2/namespaces/ml-production/pods/*/requests_per_second").DoRaw(ctx)
+			return fmt.Errorf("HPA conditions %v; the custom metrics API answers (err %v): %.500s\nadapter logs:\n%s", hpa.Status.Conditions, err, raw, podLogs(client, "gpufleet-system", "app.kubernetes.io/name=metrics-adapter", 15))
+		}},
+	}...)
+	waitFor(t, client, n, checks, applied)
+}
+
+// check is one thing an admin looks for after installing.
+type check struct {
+	what string
+	ok   func(context.Context) error
+}
+
+// componentChecks are what an admin looks for once gpufleet's components
+// are installed in gpufleet-system on the real node n: the agent
+// DaemonSet running and labelling its node, the adapter serving its
+// APIServices with verified TLS, the scheduler holding its Lease.
+func componentChecks(t *testing.T, c *localcluster.Cluster, client kubernetes.Interface, n *localcluster.RealNode) []check {
+	t.Helper()
 	agg, err := aggregator.NewForConfig(c.Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-
-	checks := []struct {
-		what string
-		ok   func(context.Context) error
-	}{
+	return []check{
 		{"gpu-agent DaemonSet ready and the node labelled", func(ctx context.Context) error {
 			ds, err := client.AppsV1().DaemonSets("gpufleet-system").Get(ctx, "gpufleet-gpu-agent", metav1.GetOptions{})
 			if err != nil {
@@ -120,43 +169,13 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 			}
 			return nil
 		}},
-		{"example models placed by gpufleet-scheduler and Ready", func(ctx context.Context) error {
-			for _, d := range []string{"property-value", "property-value-shared"} {
-				if err := clustertest.DeploymentReady(ctx, client, "ml-production", d); err != nil {
-					return err
-				}
-			}
-			pods, err := client.CoreV1().Pods("ml-production").List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return err
-			}
-			for _, p := range pods.Items {
-				if p.DeletionTimestamp != nil {
-					continue
-				}
-				if p.Spec.NodeName != n.Name || p.Annotations[names.AnnotationGPUIndices] == "" {
-					return fmt.Errorf("pod %s on %q with GPU indices %q", p.Name, p.Spec.NodeName, p.Annotations[names.AnnotationGPUIndices])
-				}
-				if _, ok := localcluster.PodIPOnBridge(&p); !ok {
-					return fmt.Errorf("pod %s has address %q, not on the node's bridge", p.Name, p.Status.PodIP)
-				}
-			}
-			return nil
-		}},
-		{"the HPA reads requests_per_second", func(ctx context.Context) error {
-			hpa, err := client.AutoscalingV2().HorizontalPodAutoscalers("ml-production").Get(ctx, "property-value", metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			for _, m := range hpa.Status.CurrentMetrics {
-				if m.Pods != nil && m.Pods.Metric.Name == "requests_per_second" {
-					return nil
-				}
-			}
-			raw, err := client.CoreV1().RESTClient().Get().AbsPath("/apis/custom.metrics.k8s.io/v1beta2/namespaces/ml-production/pods/*/requests_per_second").DoRaw(ctx)
-			return fmt.Errorf("HPA conditions %v; the custom metrics API answers (err %v): %.500s\nadapter logs:\n%s", hpa.Status.Conditions, err, raw, podLogs(client, "gpufleet-system", "app.kubernetes.io/name=metrics-adapter", 15))
-		}},
 	}
+}
+
+// waitFor polls each check in turn, 3 min each, failing with the pods'
+// state when one does not pass.
+func waitFor(t *testing.T, client kubernetes.Interface, n *localcluster.RealNode, checks []check, since time.Time) {
+	t.Helper()
 	for _, check := range checks {
 		ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 		var last error
@@ -166,7 +185,7 @@ func TestIntegrationLocalOverlayOnRealNode(t *testing.T) {
 				t.Fatal(err)
 			}
 			if last = check.ok(ctx); last == nil {
-				t.Logf("%s: %.1f s after apply", check.what, time.Since(applied).Seconds())
+				t.Logf("%s: %.1f s after apply", check.what, time.Since(since).Seconds())
 				break
 			}
 			select {
