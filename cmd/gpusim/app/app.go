@@ -87,6 +87,9 @@ func (o *Options) Validate() error {
 
 // Main runs gpusim with args and returns the exit code.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "autoscale" {
+		return AutoscaleMain(args[1:], stdout, stderr)
+	}
 	fs := flag.NewFlagSet("gpusim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o := NewOptions()
