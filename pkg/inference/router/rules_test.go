@@ -1,6 +1,7 @@
 package router
 
 import (
+	"os"
 	"strings"
 	"testing"
 
@@ -156,4 +157,15 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("valid rules refused by New: %v", err)
 		}
 	})
+}
+
+// TestShippedRules: the example manifests' rules decode.
+func TestShippedRules(t *testing.T) {
+	data, err := os.ReadFile("../../../manifests/examples/model-router/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Decode(data, "ml-production"); err != nil {
+		t.Error(err)
+	}
 }
