@@ -5,10 +5,11 @@
 //
 // One implementation serves the metrics adapter's
 // requests_per_second_forecast metric and gpusim autoscale's forecast
-// policy. History is a fixed ring of per-bucket means (default one-minute
-// buckets over eight days: 11,520 values, about 135 KiB per series), so
-// memory per series is bounded whatever the traffic; it can be saved and
-// loaded (see Store) so that a restart keeps the seasonality learnt.
+// policy. History is a fixed ring of per-bucket sums and counts (default
+// one-minute buckets over eight days: 11,520 buckets of 6 bytes, 68 KiB
+// per series), so memory per series is bounded whatever the traffic; a
+// Store bounds the number of series and saves and loads them, so that a
+// restart keeps the seasonality learnt.
 package forecast
 
 import (
@@ -55,8 +56,8 @@ type Series struct {
 	bucket int64 // bucket length in seconds
 	// sum and n are per-bucket sums and counts of observations, in a ring
 	// indexed by bucket number modulo its length.
-	sum []float64
-	n   []uint32
+	sum []float32
+	n   []uint16
 	// last is the newest bucket number observed (-1: none); first the
 	// oldest still in the ring that was observed.
 	last, first int64
@@ -69,7 +70,7 @@ func NewSeries(cfg Config) (*Series, error) {
 	}
 	b := int64(cfg.Bucket / time.Second)
 	size := int64(cfg.HistoryDays) * 86400 / b
-	return &Series{cfg: cfg, bucket: b, sum: make([]float64, size), n: make([]uint32, size), last: -1, first: -1}, nil
+	return &Series{cfg: cfg, bucket: b, sum: make([]float32, size), n: make([]uint16, size), last: -1, first: -1}, nil
 }
 
 // Add records an observation of the rate at t (seconds since the Unix
@@ -101,7 +102,10 @@ func (s *Series) Add(t int64, v float64) {
 		s.first = b
 	}
 	i := b % size
-	s.sum[i] += v
+	if s.n[i] == math.MaxUint16 {
+		return // a bucket's mean is known well enough
+	}
+	s.sum[i] += float32(v)
 	s.n[i]++
 }
 
@@ -114,7 +118,7 @@ func (s *Series) mean(b int64) (float64, bool) {
 	if s.n[i] == 0 {
 		return 0, false
 	}
-	return s.sum[i] / float64(s.n[i]), true
+	return float64(s.sum[i]) / float64(s.n[i]), true
 }
 
 // History is how much history the series holds, oldest to newest bucket.
