@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"strings"
 	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // request is what routes look at.
@@ -115,6 +117,8 @@ type target struct {
 	backend string
 	pool    *Pool
 	version string
+	// requests counts the inference requests the split gave it.
+	requests prometheus.Counter
 }
 
 // pick chooses a target by weight; n is uniform in [0, 100).

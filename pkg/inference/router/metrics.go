@@ -23,6 +23,7 @@ type metrics struct {
 	requests       *prometheus.CounterVec
 	duration       *prometheus.HistogramVec
 	retries        *prometheus.CounterVec
+	backendReqs    *prometheus.CounterVec
 	upstreamErrors *prometheus.CounterVec
 	rateLimited    *prometheus.CounterVec
 	endpoints      *prometheus.GaugeVec
@@ -45,6 +46,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts(opts("retries_total",
 			"Requests sent again to another pod, by reason: refused (429 or 503 before running) or unreachable (no connection).")),
 			[]string{"route", "model", "reason"}),
+		backendReqs: prometheus.NewCounterVec(prometheus.CounterOpts(opts("backend_requests_total",
+			"Inference requests the routes' splits sent to each backend and pinned version (a request's retries count once).")),
+			[]string{"route", "backend", "version"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts(opts("upstream_errors_total",
 			"Failed attempts at a pod, by kind: refused, unreachable, broken (connection lost after sending), timeout, status_5xx.")),
 			[]string{"route", "model", "kind"}),
@@ -58,7 +62,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts(opts("rules_reloads_total",
 			"Reloads of the rules file, by result (ok or error; an invalid file keeps the rules in force).")), []string{"result"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.retries, m.upstreamErrors, m.rateLimited, m.endpoints, m.weight, m.reloads} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.retries, m.backendReqs, m.upstreamErrors, m.rateLimited, m.endpoints, m.weight, m.reloads} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -24,7 +24,7 @@ backends:
 routes:
 - name: pv
   match: {model: property-value}
-  backends: [{backend: pods, weight: 90, version: "1"}, {backend: pods, weight: 10, version: "2"}]
+  backends: [{backend: pods, weight: 100, version: "1"}, {backend: pods, weight: 0, version: "2"}]
   rateLimit: {requestsPerSecond: 1, burst: 2}
 `
 	clock := &fakeClock{}
@@ -34,6 +34,10 @@ routes:
 	}
 	infer(t, base, "other", inferBody, nil) // no route
 	want := `
+# HELP gpufleet_router_backend_requests_total Inference requests the routes' splits sent to each backend and pinned version (a request's retries count once).
+# TYPE gpufleet_router_backend_requests_total counter
+gpufleet_router_backend_requests_total{backend="pods",route="pv",version="1"} 2
+gpufleet_router_backend_requests_total{backend="pods",route="pv",version="2"} 0
 # HELP gpufleet_router_backend_endpoints Ready endpoints of each backend.
 # TYPE gpufleet_router_backend_endpoints gauge
 gpufleet_router_backend_endpoints{backend="pods"} 2
@@ -50,14 +54,14 @@ gpufleet_router_requests_total{code="429",model="property-value",route="pv"} 1
 gpufleet_router_retries_total{model="property-value",reason="refused",route="pv"} 1
 # HELP gpufleet_router_route_weight_percent Current share of a route's requests per backend and version, as rules or an Argo Rollout set it.
 # TYPE gpufleet_router_route_weight_percent gauge
-gpufleet_router_route_weight_percent{backend="pods",route="pv",version="1"} 90
-gpufleet_router_route_weight_percent{backend="pods",route="pv",version="2"} 10
+gpufleet_router_route_weight_percent{backend="pods",route="pv",version="1"} 100
+gpufleet_router_route_weight_percent{backend="pods",route="pv",version="2"} 0
 # HELP gpufleet_router_upstream_errors_total Failed attempts at a pod, by kind: refused, unreachable, broken (connection lost after sending), timeout, status_5xx.
 # TYPE gpufleet_router_upstream_errors_total counter
 gpufleet_router_upstream_errors_total{kind="refused",model="property-value",route="pv"} 1
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want),
-		"gpufleet_router_backend_endpoints", "gpufleet_router_rate_limited_total", "gpufleet_router_requests_total",
+		"gpufleet_router_backend_endpoints", "gpufleet_router_backend_requests_total", "gpufleet_router_rate_limited_total", "gpufleet_router_requests_total",
 		"gpufleet_router_retries_total", "gpufleet_router_route_weight_percent", "gpufleet_router_upstream_errors_total"); err != nil {
 		t.Error(err)
 	}

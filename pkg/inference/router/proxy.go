@@ -75,6 +75,9 @@ func (r *Router) serveModel(w http.ResponseWriter, req *http.Request) {
 		r.budget.deposit()
 	}
 	tgt := rt.split.pickRandom()
+	if infer {
+		tgt.requests.Inc()
+	}
 	if tgt.version != "" {
 		version = tgt.version
 	}

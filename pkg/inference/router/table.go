@@ -103,7 +103,8 @@ func (r *Router) SetRules(rules *Rules) error {
 		}
 		weights := make([]int32, 0, len(rr.Backends))
 		for _, wb := range rr.Backends {
-			rt.split.targets = append(rt.split.targets, &target{backend: wb.Backend, pool: pools[wb.Backend], version: wb.Version})
+			rt.split.targets = append(rt.split.targets, &target{backend: wb.Backend, pool: pools[wb.Backend], version: wb.Version,
+				requests: r.metrics.backendReqs.WithLabelValues(rr.Name, wb.Backend, wb.Version)})
 			weights = append(weights, *wb.Weight)
 		}
 		rt.split.setWeights(weights)
