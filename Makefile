@@ -20,6 +20,8 @@ CONTROL_PLANE := etcd kube-apiserver kube-controller-manager kubectl
 # The local real node's binaries (pkg/localcluster RealNode), and the stock
 # kube-scheduler that schedules its system pods; same tool lines.
 NODE_TOOLS := kubelet kube-proxy kube-scheduler containerd containerd-shim-runc-v2 ctr
+# helm, for `helm install` of charts/gpufleet on the real node (its own module).
+CHART_TOOLS := helm
 
 # gpu-agent needs cgo (go-nvml). It links internally: go-nvml's cgo only
 # dlopens, and the external linker's layout makes the kernel map about 60 %
@@ -45,7 +47,7 @@ build: ## Build every gpufleet binary into bin/.
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/ $(addprefix ./cmd/,$(NOCGO_COMMANDS))
 
 .PHONY: tools
-tools: $(addprefix $(BIN)/,$(CONTROL_PLANE) $(NODE_TOOLS)) ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-proxy, kube-scheduler and containerd (with its shim and ctr) into bin/.
+tools: $(addprefix $(BIN)/,$(CONTROL_PLANE) $(NODE_TOOLS) $(CHART_TOOLS)) ## Build etcd, kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-proxy, kube-scheduler, containerd (with its shim and ctr) and helm into bin/.
 
 # Rebuilt when go.mod or go.sum move their versions.
 $(BIN)/etcd: go.mod go.sum
@@ -70,6 +72,8 @@ $(BIN)/containerd-shim-runc-v2: hack/containerd/go.mod hack/containerd/go.sum
 	cd hack/containerd && $(GO) build -o $@ github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 $(BIN)/ctr: hack/containerd/go.mod hack/containerd/go.sum
 	cd hack/containerd && $(GO) build -o $@ github.com/containerd/containerd/v2/cmd/ctr
+$(BIN)/helm: hack/helm/go.mod hack/helm/go.sum
+	cd hack/helm && $(GO) build -o $@ helm.sh/helm/v4/cmd/helm
 $(BIN)/staticcheck: hack/tools/go.mod hack/tools/go.sum
 	cd hack/tools && $(GO) build -o $@ honnef.co/go/tools/cmd/staticcheck
 
@@ -212,6 +216,7 @@ verify: $(BIN)/staticcheck ## gofmt, go vet, go mod tidy leaves no diff, staticc
 	$(GO) mod tidy -diff
 	cd hack/tools && $(GO) mod tidy -diff
 	cd hack/containerd && $(GO) mod tidy -diff
+	cd hack/helm && $(GO) mod tidy -diff
 	$(BIN)/staticcheck ./...
 
 .PHONY: cluster-up

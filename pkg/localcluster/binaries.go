@@ -22,6 +22,7 @@ const (
 	ContainerdShim        = "containerd-shim-runc-v2"
 	Ctr                   = "ctr"
 	KubeProxy             = "kube-proxy"
+	Helm                  = "helm"
 )
 
 var binaryPackages = map[string]string{
@@ -35,15 +36,17 @@ var binaryPackages = map[string]string{
 	Containerd:            "github.com/containerd/containerd/v2/cmd/containerd",
 	ContainerdShim:        "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2",
 	Ctr:                   "github.com/containerd/containerd/v2/cmd/ctr",
+	Helm:                  "helm.sh/helm/v4/cmd/helm",
 }
 
 // binaryModules are the module directories (relative to the module root)
-// of binaries not built from the main module: containerd's own module
-// keeps its dependencies apart from Kubernetes'.
+// of binaries not built from the main module: containerd's and helm's own
+// modules keep their dependencies apart from Kubernetes'.
 var binaryModules = map[string]string{
 	Containerd:     "hack/containerd",
 	ContainerdShim: "hack/containerd",
 	Ctr:            "hack/containerd",
+	Helm:           "hack/helm",
 }
 
 // BinDirEnv names the environment variable that overrides where the control

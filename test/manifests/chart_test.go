@@ -3,13 +3,16 @@ package manifests_test
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"helm.sh/helm/v4/pkg/chart/v2/lint"
+	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/chart/v2/lint/support"
+	chartutil "helm.sh/helm/v4/pkg/chart/v2/util"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -323,5 +326,56 @@ func TestChartPodTemplates(t *testing.T) {
 				t.Errorf("%s (%s): %s", short(w.obj), b.name, p)
 			}
 		}
+	}
+}
+
+// TestHelmVersionsAgree: the helm CLI the real-node test installs with
+// (hack/helm) is the Helm release the chart is rendered and linted with.
+func TestHelmVersionsAgree(t *testing.T) {
+	e := newEnv(t)
+	version := func(gomod string) string {
+		data, err := os.ReadFile(filepath.Join(e.root, gomod))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`(?m)^\s*(?:require\s+)?helm\.sh/helm/v4 (v\S+)`).FindSubmatch(data)
+		if m == nil {
+			t.Fatalf("%s requires no helm.sh/helm/v4", gomod)
+		}
+		return string(m[1])
+	}
+	if main, cli := version("go.mod"), version("hack/helm/go.mod"); main != cli {
+		t.Errorf("go.mod requires helm %s, hack/helm/go.mod %s: keep them the same", main, cli)
+	}
+}
+
+// TestChartPackage: `helm package` stores the monitoring files behind the
+// files/monitoring link, so the packaged chart renders what the directory
+// does.
+func TestChartPackage(t *testing.T) {
+	e := newEnv(t)
+	c := loadChart(t, e)
+	archive, err := chartutil.Save(c, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	packaged, err := loader.Load(archive)
+	if err != nil {
+		t.Fatalf("loading %s: %v", archive, err)
+	}
+	vals := values(t, chartRenders[1].vals)
+	want, err := renderChart(c, "gpufleet-system", vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := renderChart(packaged, "gpufleet-system", vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("the packaged chart renders otherwise (-directory +package):\n%s", diff)
+	}
+	if !strings.Contains(got, "GPUFleetGPUUnhealthy") || !strings.Contains(got, "gpufleet-dashboard.json") {
+		t.Error("the packaged chart's render lacks the alerts or the dashboard")
 	}
 }
