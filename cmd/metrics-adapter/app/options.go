@@ -11,8 +11,10 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	basecmd "sigs.k8s.io/custom-metrics-apiserver/pkg/cmd"
 
+	"github.com/gpufleet/gpufleet/pkg/adapter/forecaster"
 	"github.com/gpufleet/gpufleet/pkg/adapter/servingcert"
 	"github.com/gpufleet/gpufleet/pkg/cost"
+	"github.com/gpufleet/gpufleet/pkg/forecast"
 )
 
 // Options are the adapter's flags: the API server's (secure serving,
@@ -36,6 +38,14 @@ type Options struct {
 	CostRetention time.Duration
 	CostPrices    string
 
+	// Forecast serves requests_per_second_forecast (package forecaster).
+	Forecast             bool
+	ForecastHorizon      time.Duration
+	ForecastRecordPeriod time.Duration
+	ForecastStateFile    string
+	ForecastMaxSeries    int
+	ForecastConfig       forecast.Config
+
 	// ServingCertSecret (NAMESPACE/NAME) turns on the managed serving
 	// certificate; ServingCert holds its other settings.
 	ServingCertSecret string
@@ -45,17 +55,22 @@ type Options struct {
 // NewOptions returns the defaults.
 func NewOptions() *Options {
 	o := &Options{
-		ScrapeInterval:      time.Second,
-		ScrapeTimeout:       800 * time.Millisecond,
-		ScrapeConcurrency:   64,
-		RateWindow:          2 * time.Second,
-		MaxSeriesPerTarget:  10000,
-		AgentSelector:       "app.kubernetes.io/name=gpu-agent",
-		PrometheusWindow:    time.Minute,
-		PrometheusTimeout:   5 * time.Second,
-		PrometheusNodeLabel: "node",
-		CostPeriod:          10 * time.Second,
-		CostRetention:       24 * time.Hour,
+		ScrapeInterval:       time.Second,
+		ScrapeTimeout:        800 * time.Millisecond,
+		ScrapeConcurrency:    64,
+		RateWindow:           2 * time.Second,
+		MaxSeriesPerTarget:   10000,
+		AgentSelector:        "app.kubernetes.io/name=gpu-agent",
+		PrometheusWindow:     time.Minute,
+		PrometheusTimeout:    5 * time.Second,
+		PrometheusNodeLabel:  "node",
+		CostPeriod:           10 * time.Second,
+		CostRetention:        24 * time.Hour,
+		Forecast:             true,
+		ForecastHorizon:      2 * time.Minute,
+		ForecastRecordPeriod: 10 * time.Second,
+		ForecastMaxSeries:    1000,
+		ForecastConfig:       forecast.DefaultConfig(),
 		ServingCert: servingcert.Options{
 			ServiceName:      "gpufleet-metrics-adapter",
 			APIServices:      servingcert.DefaultAPIServices,
@@ -90,6 +105,14 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.ServingCert.CAValidity, "ca-validity", o.ServingCert.CAValidity, "Lifetime of a new CA (with --serving-cert-secret); it is replaced with a third left.")
 	fs.DurationVar(&o.ServingCert.CertValidity, "serving-cert-validity", o.ServingCert.CertValidity, "Lifetime of a new serving certificate (with --serving-cert-secret); it is renewed with a third left.")
 	fs.DurationVar(&o.ServingCert.PropagationDelay, "ca-propagation-delay", o.ServingCert.PropagationDelay, "How long a new CA bundle is given to reach every kube-apiserver before a certificate signed by the new CA is served (with --serving-cert-secret).")
+	fs.BoolVar(&o.Forecast, "forecast", o.Forecast, "Serve requests_per_second_forecast for pods, Deployments and StatefulSets: the rate expected over the workload's start-up time, never below requests_per_second.")
+	fs.DurationVar(&o.ForecastHorizon, "forecast-horizon", o.ForecastHorizon, "Forecast horizon of workloads without the "+forecaster.StartupAnnotation+" annotation.")
+	fs.DurationVar(&o.ForecastRecordPeriod, "forecast-record-period", o.ForecastRecordPeriod, "How often each workload's requests_per_second is recorded into its history.")
+	fs.StringVar(&o.ForecastStateFile, "forecast-state-file", o.ForecastStateFile, "Keep the forecast history in this file (written every minute, read at start) so a restart keeps it; empty: rebuilt after a restart (trend within minutes, daily seasonality after a day).")
+	fs.IntVar(&o.ForecastMaxSeries, "forecast-max-series", o.ForecastMaxSeries, "Workloads with a forecast history at most (each takes 68 KiB with the default bucket and days).")
+	fs.DurationVar(&o.ForecastConfig.Bucket, "forecast-bucket", o.ForecastConfig.Bucket, "Resolution of the forecast history.")
+	fs.IntVar(&o.ForecastConfig.HistoryDays, "forecast-history-days", o.ForecastConfig.HistoryDays, "Days of forecast history kept per workload (1..8).")
+	fs.DurationVar(&o.ForecastConfig.TrendWindow, "forecast-trend-window", o.ForecastConfig.TrendWindow, "How far back the forecast's short-term trend is fitted.")
 	fs.StringVar(&o.CostPrices, "cost-prices", o.CostPrices, "Price table (YAML, $/GPU-hour per GPU model, on-demand and spot) for costs in "+cost.ReportPath+"; empty: GPU-hours only.")
 }
 
@@ -135,6 +158,20 @@ func (o *Options) Validate() error {
 	if o.CostPrices != "" {
 		if _, err := cost.LoadPrices(o.CostPrices); err != nil {
 			errs = append(errs, fmt.Errorf("--cost-prices=%q: %w", o.CostPrices, err))
+		}
+	}
+	if o.Forecast {
+		if err := o.ForecastConfig.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("--forecast-*: %w", err))
+		}
+		if o.ForecastHorizon < 0 || o.ForecastHorizon > 24*time.Hour {
+			errs = append(errs, fmt.Errorf("--forecast-horizon=%v: want 0..24h", o.ForecastHorizon))
+		}
+		if o.ForecastRecordPeriod < time.Second {
+			errs = append(errs, fmt.Errorf("--forecast-record-period=%v: want at least 1s", o.ForecastRecordPeriod))
+		}
+		if o.ForecastMaxSeries < 1 {
+			errs = append(errs, fmt.Errorf("--forecast-max-series=%d: want at least 1", o.ForecastMaxSeries))
 		}
 	}
 	errs = append(errs, o.validateServingCert()...)

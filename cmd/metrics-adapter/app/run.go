@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
@@ -20,11 +21,13 @@ import (
 	"github.com/gpufleet/gpufleet/pkg/adapter/cluster"
 	"github.com/gpufleet/gpufleet/pkg/adapter/costfeed"
 	"github.com/gpufleet/gpufleet/pkg/adapter/embedded"
+	"github.com/gpufleet/gpufleet/pkg/adapter/forecaster"
 	"github.com/gpufleet/gpufleet/pkg/adapter/promsource"
 	"github.com/gpufleet/gpufleet/pkg/adapter/provider"
 	"github.com/gpufleet/gpufleet/pkg/adapter/scrape"
 	"github.com/gpufleet/gpufleet/pkg/adapter/source"
 	"github.com/gpufleet/gpufleet/pkg/cost"
+	"github.com/gpufleet/gpufleet/pkg/forecast"
 )
 
 // NewCommand returns the metrics-adapter command.
@@ -109,7 +112,17 @@ func Run(ctx context.Context, o *Options) error {
 	feeder := &costfeed.Feeder{Cache: cache, Source: src, Ledger: ledger, Period: o.CostPeriod}
 	g.Go(func() error { return feeder.Run(ctx) })
 
-	p := provider.New(cache, src)
+	var popts []provider.Option
+	if o.Forecast {
+		rec, err := newRecorder(o, cache, src)
+		if err != nil {
+			return err
+		}
+		g.Go(func() error { return rec.Run(ctx) })
+		popts = append(popts, provider.WithForecaster(rec))
+		logger.Info("Serving requests_per_second_forecast", "defaultHorizon", o.ForecastHorizon, "stateFile", o.ForecastStateFile)
+	}
+	p := provider.New(cache, src, popts...)
 	o.WithCustomMetrics(p)
 	o.WithExternalMetrics(p)
 	if err := o.startServingCert(ctx, restConfig, client); err != nil {
@@ -148,6 +161,22 @@ func newLedger(o *Options) (*cost.Ledger, error) {
 		return nil, fmt.Errorf("GPU cost ledger: %w", err)
 	}
 	return ledger, nil
+}
+
+// newRecorder builds the forecast history, loaded from the state file.
+// A file that cannot be read is logged and the history starts empty: a
+// forecast then equals the reactive rate until history builds up.
+func newRecorder(o *Options, cache *cluster.Cache, src source.Source) (*forecaster.Recorder, error) {
+	store, err := forecast.NewStore(o.ForecastConfig, o.ForecastMaxSeries)
+	if err != nil {
+		return nil, err
+	}
+	rec := &forecaster.Recorder{Cache: cache, Source: src, Store: store, Period: o.ForecastRecordPeriod,
+		DefaultHorizon: o.ForecastHorizon, StateFile: o.ForecastStateFile, SaveEvery: time.Minute}
+	if err := rec.Load(); err != nil {
+		klog.Background().Info("Starting the forecast history afresh", "err", err)
+	}
+	return rec, nil
 }
 
 func newPrometheusSource(o *Options) (source.Source, error) {

@@ -194,6 +194,9 @@ type Workload struct {
 	Namespace string
 	Name      string
 	UID       types.UID
+	// Annotations are the workload's gpufleet.io/* annotations (e.g.
+	// gpufleet.io/startup-seconds, the forecast's horizon).
+	Annotations map[string]string
 }
 
 // Workloads lists the Deployments or StatefulSets (kind) of namespace whose
@@ -208,7 +211,7 @@ func (c *Cache) Workloads(kind, namespace string, sel labels.Selector) ([]Worklo
 	for _, o := range objs {
 		m := o.(metav1.Object)
 		if sel == nil || sel.Matches(labels.Set(m.GetLabels())) {
-			out = append(out, Workload{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName(), UID: m.GetUID()})
+			out = append(out, Workload{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName(), UID: m.GetUID(), Annotations: m.GetAnnotations()})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -226,7 +229,7 @@ func (c *Cache) Workload(kind, namespace, name string) (Workload, bool, error) {
 		return Workload{}, false, nil
 	}
 	m := obj.(metav1.Object)
-	return Workload{Kind: kind, Namespace: namespace, Name: name, UID: m.GetUID()}, true, nil
+	return Workload{Kind: kind, Namespace: namespace, Name: name, UID: m.GetUID(), Annotations: m.GetAnnotations()}, true, nil
 }
 
 func (c *Cache) workloadInformer(kind string) (cache.SharedIndexInformer, error) {
@@ -333,9 +336,9 @@ func strip(obj any) (any, error) {
 	case *appsv1.ReplicaSet:
 		return &appsv1.ReplicaSet{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
 	case *appsv1.Deployment:
-		return &appsv1.Deployment{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
+		return &appsv1.Deployment{ObjectMeta: stripMeta(o.ObjectMeta, true)}, nil
 	case *appsv1.StatefulSet:
-		return &appsv1.StatefulSet{ObjectMeta: stripMeta(o.ObjectMeta, false)}, nil
+		return &appsv1.StatefulSet{ObjectMeta: stripMeta(o.ObjectMeta, true)}, nil
 	}
 	return obj, nil // tombstones and anything else pass unchanged
 }

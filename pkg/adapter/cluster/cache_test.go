@@ -182,6 +182,13 @@ func TestStripKeepsOnlyWhatTheAdapterReads(t *testing.T) {
 		m.Annotations, m.ManagedFields = nil, nil
 		return m
 	}
+	// Workloads keep their gpufleet.io annotations (the forecast's
+	// gpufleet.io/startup-seconds).
+	strippedWorkload := func(name string) metav1.ObjectMeta {
+		m := stripped(name)
+		m.Annotations = map[string]string{"gpufleet.io/gpu-model": "H100"}
+		return m
+	}
 	replicas := int32(3)
 	node := &corev1.Node{ObjectMeta: meta("node-a"), Spec: corev1.NodeSpec{PodCIDR: "10.0.0.0/24"}, Status: corev1.NodeStatus{Capacity: corev1.ResourceList{}}}
 	node.Namespace, node.OwnerReferences = "", nil
@@ -213,12 +220,12 @@ func TestStripKeepsOnlyWhatTheAdapterReads(t *testing.T) {
 		{
 			name: "deployment",
 			in:   &appsv1.Deployment{ObjectMeta: meta("web"), Spec: appsv1.DeploymentSpec{Replicas: &replicas}, Status: appsv1.DeploymentStatus{Replicas: 3}},
-			want: &appsv1.Deployment{ObjectMeta: stripped("web")},
+			want: &appsv1.Deployment{ObjectMeta: strippedWorkload("web")},
 		},
 		{
 			name: "statefulset",
 			in:   &appsv1.StatefulSet{ObjectMeta: meta("db"), Spec: appsv1.StatefulSetSpec{Replicas: &replicas, ServiceName: "db"}},
-			want: &appsv1.StatefulSet{ObjectMeta: stripped("db")},
+			want: &appsv1.StatefulSet{ObjectMeta: strippedWorkload("db")},
 		},
 		{name: "anything else passes unchanged", in: &corev1.ConfigMap{ObjectMeta: meta("cm"), Data: map[string]string{"k": "v"}}, want: &corev1.ConfigMap{ObjectMeta: meta("cm"), Data: map[string]string{"k": "v"}}},
 	}

@@ -8,7 +8,9 @@
 //     (drift PSIs averaged over the series the selector matches);
 //   - nodes: gpu_utilization, gpu_memory_used_bytes;
 //   - deployments.apps and statefulsets.apps: requests_per_second and
-//     inference_queue_depth, summed over the workload's running pods.
+//     inference_queue_depth, summed over the workload's running pods;
+//   - with a Forecaster: requests_per_second_forecast of pods and
+//     workloads (forecast.go).
 //
 // External metrics: the pod metrics, aggregated over the running pods of
 // the namespace (rates and sums summed, utilization and drift averaged).
@@ -42,15 +44,20 @@ import (
 
 // Provider implements the custom-metrics-apiserver's MetricsProvider.
 type Provider struct {
-	cache *cluster.Cache
-	src   source.Source
+	cache      *cluster.Cache
+	src        source.Source
+	forecaster Forecaster
 }
 
 var _ cmprovider.MetricsProvider = &Provider{}
 
 // New returns a provider over a started cache and a source.
-func New(c *cluster.Cache, src source.Source) *Provider {
-	return &Provider{cache: c, src: src}
+func New(c *cluster.Cache, src source.Source, opts ...Option) *Provider {
+	p := &Provider{cache: c, src: src}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
 }
 
 var (
@@ -128,7 +135,7 @@ func lookup(info cmprovider.CustomMetricInfo) (kind, source.Metric, error) {
 
 // GetMetricByName implements CustomMetricsProvider.
 func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedName, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValue, error) {
-	k, m, err := lookup(info)
+	k, m, isForecast, err := p.lookupForecast(info)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +149,9 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 			return nil, notFound
 		}
 		vals, oks, err := p.src.PodValues(ctx, m, []source.Pod{podRef(pod)}, metricSelector)
+		if err == nil && isForecast {
+			err = p.podForecasts(ctx, []*corev1.Pod{pod}, vals, oks, metricSelector)
+		}
 		if err != nil {
 			return nil, internal(err)
 		}
@@ -163,7 +173,13 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 		if !found {
 			return nil, notFound
 		}
-		s, ok, err = p.workloadValue(ctx, m, w, metricSelector)
+		if isForecast {
+			var n int
+			s, _, n, err = p.workloadForecast(ctx, w, metricSelector)
+			ok = n > 0
+		} else {
+			s, ok, err = p.workloadValue(ctx, m, w, metricSelector)
+		}
 		if err != nil {
 			return nil, internal(err)
 		}
@@ -177,7 +193,7 @@ func (p *Provider) GetMetricByName(ctx context.Context, name types.NamespacedNam
 
 // GetMetricBySelector implements CustomMetricsProvider.
 func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, selector labels.Selector, info cmprovider.CustomMetricInfo, metricSelector labels.Selector) (*custom_metrics.MetricValueList, error) {
-	k, m, err := lookup(info)
+	k, m, isForecast, err := p.lookupForecast(info)
 	if err != nil {
 		return nil, err
 	}
@@ -187,12 +203,17 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 	switch k.kind {
 	case "Pod":
 		var pods []source.Pod
+		var objs []*corev1.Pod
 		for _, pod := range p.cache.Pods(namespace, selector) {
 			if cluster.Running(pod) {
 				pods = append(pods, podRef(pod))
+				objs = append(objs, pod)
 			}
 		}
 		vals, oks, err := p.src.PodValues(ctx, m, pods, metricSelector)
+		if err == nil && isForecast {
+			err = p.podForecasts(ctx, objs, vals, oks, metricSelector)
+		}
 		if err != nil {
 			return nil, internal(err)
 		}
@@ -219,7 +240,15 @@ func (p *Provider) GetMetricBySelector(ctx context.Context, namespace string, se
 			return nil, internal(err)
 		}
 		for _, w := range ws {
-			s, ok, err := p.workloadValue(ctx, m, w, metricSelector)
+			var s source.Sample
+			var ok bool
+			if isForecast {
+				var n int
+				s, _, n, err = p.workloadForecast(ctx, w, metricSelector)
+				ok = n > 0
+			} else {
+				s, ok, err = p.workloadValue(ctx, m, w, metricSelector)
+			}
 			if err != nil {
 				return nil, internal(err)
 			}
@@ -286,7 +315,7 @@ func (p *Provider) ListAllMetrics() []cmprovider.CustomMetricInfo {
 			out = append(out, cmprovider.CustomMetricInfo{GroupResource: gr, Namespaced: true, Metric: name})
 		}
 	}
-	return out
+	return append(out, p.forecastMetrics()...)
 }
 
 // GetExternalMetric implements ExternalMetricsProvider: the pod metric
