@@ -18,6 +18,7 @@ const (
 	GPUAgent        = "gpu-agent"
 	InferenceServer = "inference-server"
 	MetricsAdapter  = "metrics-adapter"
+	ModelRouter     = "model-router"
 	SchedulerPlugin = "scheduler-plugin"
 	GPUSim          = "gpusim"
 	GPUFleet        = "gpufleet"

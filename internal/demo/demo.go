@@ -202,8 +202,9 @@ func replay(ctx context.Context, o Options, res *Result) (err error) {
 	if err := s.CreateHPA(runCtx, res.MaxReplicas, o.TargetRPS); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "  Deployment %s/%s serving, HPA at %d requests/s per pod, 1 to %d replicas (%.1f s)\n\n",
+	fmt.Fprintf(out, "  Deployment %s/%s serving, HPA at %d requests/s per pod, 1 to %d replicas (%.1f s)\n",
 		stack.Namespace, stack.AppName, o.TargetRPS, res.MaxReplicas, time.Since(began).Seconds())
+	fmt.Fprintf(out, "  load through the model router at %s (version 2 of %s: a %d %% canary)\n\n", s.RouterURL(), stack.ModelName, stack.CanaryPercent)
 
 	prog := newProgress(s.NodeNames(), res.Schedule)
 	_, _ = io.WriteString(out, prog.header())

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -179,26 +178,18 @@ func (s *Stack) CreateHPA(ctx context.Context, maxReplicas int32, targetRPS int6
 	return nil
 }
 
-// NewLoad returns a load generator, at rate 0, whose targets follow the
-// model's ready pods until ctx ends: each pod gets requests for both of its
-// models (property-value only on the real node), one body serving both
-// (wide takes property-value's input), built from a running server's model
-// metadata. Run it to send.
+// NewLoad starts the model router (bin/model-router) in front of the
+// model's ready pods and returns a load generator, at rate 0, whose
+// requests all go through it, an equal share to each of the pods' models
+// (property-value only on the real node): property-value's split between
+// version 1 and the version 2 canary (CanaryPercent), wide to the same
+// pods. One body serves both models (wide takes property-value's input);
+// it is built from the model metadata, asked through the router. Run it
+// to send.
 func (s *Stack) NewLoad(ctx context.Context) (*loadgen.Generator, error) {
-	pods, err := noderunner.WaitRunning(ctx, s.Client, Namespace, "app="+AppName, 1, 60*time.Second)
-	if err != nil {
-		return nil, fmt.Errorf("no model pod to ask for its models: %w", err)
+	if _, err := noderunner.WaitRunning(ctx, s.Client, Namespace, "app="+AppName, 1, 60*time.Second); err != nil {
+		return nil, fmt.Errorf("no model pod to route to: %w", err)
 	}
-	base := "http://" + net.JoinHostPort(pods[0].Status.PodIP, strconv.Itoa(ServerPort))
-	body, err := loadgen.V2Request(ctx, http.DefaultClient, base, ModelName, RowsPerRequest)
-	if err != nil {
-		return nil, err
-	}
-	if wide, err := loadgen.V2Request(ctx, http.DefaultClient, base, WideName, RowsPerRequest); err != nil || !bytes.Equal(wide, body) {
-		return nil, fmt.Errorf("%s takes another request than %s: %v", WideName, ModelName, err)
-	}
-	load := loadgen.New(10 * time.Second)
-	load.SetBody(body)
 	models := []string{ModelName, WideName}
 	if s.real != nil {
 		// The real node's GPUs read idle whatever the servers do (see
@@ -207,16 +198,25 @@ func (s *Stack) NewLoad(ctx context.Context) (*loadgen.Generator, error) {
 		// overflow queues under load): property-value alone.
 		models = models[:1]
 	}
-	err = load.FollowPods(ctx, s.Client, Namespace, "app="+AppName, func(p *corev1.Pod) []string {
-		base := "http://" + net.JoinHostPort(p.Status.PodIP, strconv.Itoa(ServerPort)) + "/v2/models/"
-		var urls []string
-		for _, m := range models {
-			urls = append(urls, base+m+"/infer")
-		}
-		return urls
-	})
+	base, err := s.startRouter(ctx, models)
 	if err != nil {
 		return nil, err
 	}
+	body, err := loadgen.V2Request(ctx, http.DefaultClient, base, ModelName, RowsPerRequest)
+	if err != nil {
+		return nil, err
+	}
+	if len(models) > 1 {
+		if wide, err := loadgen.V2Request(ctx, http.DefaultClient, base, WideName, RowsPerRequest); err != nil || !bytes.Equal(wide, body) {
+			return nil, fmt.Errorf("%s takes another request than %s: %v", WideName, ModelName, err)
+		}
+	}
+	load := loadgen.New(10 * time.Second)
+	load.SetBody(body)
+	var urls []string
+	for _, m := range models {
+		urls = append(urls, base+"/v2/models/"+m+"/infer")
+	}
+	load.SetTargets(urls)
 	return load, nil
 }

@@ -105,6 +105,7 @@ type Stack struct {
 	dir        string // the stack's files, inside the cluster's directory
 	repo       string // the inference servers' model repository
 	adapterURL string
+	routerURL  string // the model router's, once NewLoad started it
 	// real is the real node, when the stack runs on one.
 	real *localcluster.RealNode
 
@@ -146,7 +147,7 @@ func Start(ctx context.Context, opts Options) (s *Stack, err error) {
 			s = nil
 		}
 	}()
-	if s.Binaries, err = binaries.Ensure(ctx, opts.BinDir, binaries.GPUAgent, binaries.InferenceServer, binaries.MetricsAdapter, binaries.SchedulerPlugin); err != nil {
+	if s.Binaries, err = binaries.Ensure(ctx, opts.BinDir, binaries.GPUAgent, binaries.InferenceServer, binaries.MetricsAdapter, binaries.SchedulerPlugin, binaries.ModelRouter); err != nil {
 		return s, err
 	}
 	if opts.RealNode {

@@ -21,7 +21,10 @@
 // node on its simulated GPUs, a bin/inference-server per model pod on its own
 // loopback address, reporting its batches as busy time of its GPUs.
 //
-// In both, internal/loadgen sends real v2 inference requests to the ready
-// pods it watches; the tests drive the load and check what the system does
-// with it.
+// In both, internal/loadgen sends real v2 inference requests through
+// bin/model-router (a process beside the control plane), which follows the
+// model's ready pods and routes the two models (property-value only on the
+// real node), property-value split 90/10 between version 1 and the version
+// 2 canary; the tests drive the load, check what the system does with it,
+// and that the canary got its share.
 package e2e

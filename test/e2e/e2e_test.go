@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"strings"
@@ -100,6 +101,7 @@ func TestIntegrationE2EAutoscaledServing(t *testing.T) {
 		t.Errorf("%d of %d requests failed up to the scale-down, last: %s", failed, load.Sent(), load.LastError())
 	}
 	summary(t, "simulated", failed, scaleUp, scaleDown)
+	checkCanary(t, s)
 
 	// No load: the GPUs fall idle.
 	tl.SetLabel("none")
@@ -174,12 +176,31 @@ func deployWithLoad(t *testing.T, ctx context.Context, s *stack.Stack, backgroun
 	return load
 }
 
+// checkCanary checks that the model router, which every request went
+// through, sent property-value's version 2 its share (stack.CanaryPercent)
+// within six standard deviations of the binomial mean.
+func checkCanary(t *testing.T, s *stack.Stack) {
+	t.Helper()
+	split, err := s.RouterSplit(t.Context())
+	if err != nil {
+		t.Errorf("reading the router's split: %v", err)
+		return
+	}
+	n, canary := split["1"]+split["2"], split["2"]
+	p := float64(stack.CanaryPercent) / 100
+	mean, sd := n*p, math.Sqrt(n*p*(1-p))
+	t.Logf("through the model router: property-value version 1 got %.0f requests, the version 2 canary %.0f (%.1f %%, want %d %%)", split["1"], canary, 100*canary/max(n, 1), stack.CanaryPercent)
+	if n < 20 || math.Abs(canary-mean) > 6*sd {
+		t.Errorf("canary got %.0f of %.0f property-value requests through the router, want %.0f ± %.0f", canary, n, mean, 6*sd)
+	}
+}
+
 // logBinaries says which binaries run and when they were built: present
 // ones are used as they are (make e2e runs make build first; make test
 // does not).
 func logBinaries(t *testing.T, bins map[string]string) {
 	var parts []string
-	for _, name := range []string{binaries.SchedulerPlugin, binaries.MetricsAdapter, binaries.GPUAgent, binaries.InferenceServer} {
+	for _, name := range []string{binaries.SchedulerPlugin, binaries.MetricsAdapter, binaries.GPUAgent, binaries.InferenceServer, binaries.ModelRouter} {
 		if st, err := os.Stat(bins[name]); err == nil {
 			parts = append(parts, fmt.Sprintf("%s (built %s)", bins[name], st.ModTime().Format(time.DateTime)))
 		}

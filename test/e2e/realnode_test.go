@@ -93,6 +93,7 @@ func TestIntegrationE2ERealNode(t *testing.T) {
 	}
 	t.Logf("%d requests sent; wall time %.1f s", load.Sent(), time.Since(began).Seconds())
 	summary(t, "real", failed, scaleUp, scaleDown)
+	checkCanary(t, s)
 }
 
 // summary prints the contract line of make e2e and writes it where the
