@@ -379,3 +379,16 @@ func TestChartPackage(t *testing.T) {
 		t.Error("the packaged chart's render lacks the alerts or the dashboard")
 	}
 }
+
+// BenchmarkChartRender: `helm template` of the chart with everything on,
+// in process (schema validation and the engine; loading excluded).
+func BenchmarkChartRender(b *testing.B) {
+	e := newEnv(b)
+	c := loadChart(b, e)
+	vals := values(b, chartRenders[1].vals)
+	for b.Loop() {
+		if _, err := renderChart(c, "gpufleet-system", vals); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
