@@ -268,6 +268,9 @@ func (n *RealNode) startKubelet(ctx context.Context, labels map[string]string) e
 		}
 		args = append(args, "--node-labels="+strings.Join(kv, ","))
 	}
+	if err := shareKubeletRoot(n.paths.kubeletRoot); err != nil {
+		return err
+	}
 	logPath := filepath.Join(n.paths.logs, "kubelet.log")
 	start := time.Now()
 	p, err := startProcess("kubelet", n.bins[Kubelet], args, logPath)
