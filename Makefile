@@ -188,6 +188,10 @@ bench-deviceplugin: deps images ## gpu-agent's device plugin on the real node (r
 bench-sim: build ## gpusim on the default openb trace, seed 42: bestfit, fgd and gpufleet allocation at 130 % arrived, and gpufleet's run time.
 	$(GO) run ./hack/bench-sim --gpusim $(BIN)/gpusim
 
+.PHONY: bench-autoscale
+bench-autoscale: build ## gpusim autoscale study (TRACE=FILE, default the 14-day serving-qps trace): Prometheus-adapter vs gpufleet reactive vs reactive+forecast, under-provisioned replica-seconds at equal GPU-hours on the evaluation part.
+	$(GO) run ./hack/bench-autoscale --gpusim $(BIN)/gpusim --trace $(or $(TRACE),../shared/traces/serving-qps/servegen_m_mid_14d.csv) --fill $${FILL:-linear}
+
 .PHONY: sim-paper
 sim-paper: ## gpusim vs the FGD paper: mean over seeds 42..51 on the five openb pod lists (long: about 25 min on 2 cores).
 	$(GO) run ./hack/sim-paper --pods $${SIM_PODS:-default,cpu050,gpushare40,gpuspec10,multigpu20} --policies $${SIM_POLICIES:-bestfit,fgd,gpufleet}

@@ -170,8 +170,9 @@ func Pareto(pts []FrontierPoint) []FrontierPoint {
 	return out
 }
 
-// interpolate reads a frontier (sorted by GPU-hours) at h, linearly
-// between its points; outside them it returns the nearest end and true.
+// interpolate reads a frontier (sorted by GPU-hours) at h, between its
+// points log-linearly (linearly where one is 0); outside them it returns
+// the nearest end and true.
 func interpolate(f []FrontierPoint, h float64) (float64, bool) {
 	if len(f) == 0 {
 		return math.NaN(), true
@@ -182,7 +183,13 @@ func interpolate(f []FrontierPoint, h float64) (float64, bool) {
 	for i := 1; i < len(f); i++ {
 		if h <= f[i].GPUHours {
 			a, b := f[i-1], f[i]
-			return a.Underprov + (h-a.GPUHours)/(b.GPUHours-a.GPUHours)*(b.Underprov-a.Underprov), false
+			x := (h - a.GPUHours) / (b.GPUHours - a.GPUHours)
+			if a.Underprov > 0 && b.Underprov > 0 {
+				// Under-provisioning falls about exponentially with
+				// GPU-hours: interpolate its logarithm.
+				return math.Exp(math.Log(a.Underprov) + x*(math.Log(b.Underprov)-math.Log(a.Underprov))), false
+			}
+			return a.Underprov + x*(b.Underprov-a.Underprov), false
 		}
 	}
 	return f[len(f)-1].Underprov, true

@@ -79,7 +79,7 @@ func NewAutoscaleOptions() *AutoscaleOptions {
 		GpufleetScrape: gp.ScrapeInterval, GpufleetWindow: gp.RateWindow,
 		ForecastBucket: fc.Bucket, ForecastTrend: fc.TrendWindow, ForecastDays: fc.HistoryDays, ForecastRecord: 10 * time.Second,
 		SampleSeconds: 60, Split: 0.5,
-		Utilizations: "0.3,0.35,0.4,0.45,0.5,0.55,0.6,0.65,0.7,0.75,0.8,0.85,0.9,0.95,1",
+		Utilizations: utilizationGrid(0.3, 1, 0.01),
 		Budget:       0.001,
 	}
 }
@@ -157,16 +157,13 @@ func (o *AutoscaleOptions) Validate() error {
 	if _, err := o.utilizations(); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := o.behavior(); err != nil {
+	b, err := o.behavior()
+	if err != nil {
 		errs = append(errs, err)
 	}
 	// The model, pipelines and forecast validate themselves (capacity
 	// needs the trace, so a placeholder stands in for an automatic one).
-	m, err := o.model(1)
-	if err == nil {
-		err = m.Validate()
-	}
-	if err != nil {
+	if err := o.model(1, b).Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, kind := range []string{"prometheus", "forecast"} {
@@ -178,6 +175,15 @@ func (o *AutoscaleOptions) Validate() error {
 }
 
 var policyKinds = map[string]bool{"prometheus": true, "gpufleet": true, "forecast": true}
+
+// utilizationGrid lists from..to by step, as --utilizations takes them.
+func utilizationGrid(from, to, step float64) string {
+	var parts []string
+	for i := 0; from+float64(i)*step <= to+1e-9; i++ {
+		parts = append(parts, strconv.FormatFloat(from+float64(i)*step, 'f', 2, 64))
+	}
+	return strings.Join(parts, ",")
+}
 
 func (o *AutoscaleOptions) utilizations() ([]float64, error) {
 	var out []float64
@@ -212,18 +218,14 @@ func (o *AutoscaleOptions) behavior() (*autoscalingv2.HorizontalPodAutoscalerBeh
 	return b, nil
 }
 
-func (o *AutoscaleOptions) model(capacity float64) (autoscale.Model, error) {
-	b, err := o.behavior()
-	if err != nil {
-		return autoscale.Model{}, err
-	}
+func (o *AutoscaleOptions) model(capacity float64, b *autoscalingv2.HorizontalPodAutoscalerBehavior) autoscale.Model {
 	m := autoscale.DefaultModel()
 	m.ReplicaCapacity, m.GPUsPerReplica = capacity, o.GPUsPerReplica
 	m.Startup = autoscale.Startup{Median: o.Startup, Spread: o.StartupSpread}
 	m.SyncPeriod, m.SyncOffset = o.SyncPeriod, (o.SyncPeriod / 2).Truncate(time.Second)
 	m.MinReplicas, m.MaxReplicas, m.InitialReplicas = int32(o.MinReplicas), int32(o.MaxReplicas), int32(o.InitialReplicas)
 	m.Behavior, m.Tolerance, m.DownscaleStabilization, m.Seed = b, o.Tolerance, o.DownscaleStab, o.Seed
-	return m, nil
+	return m
 }
 
 // policy builds the named policy at a target.
@@ -285,10 +287,11 @@ func RunAutoscale(ctx context.Context, o *AutoscaleOptions, out io.Writer) error
 			return fmt.Errorf("%s: the mean rate is 0; set --replica-capacity", o.Trace)
 		}
 	}
-	m, err := o.model(capacity)
+	b, err := o.behavior()
 	if err != nil {
 		return err
 	}
+	m := o.model(capacity, b)
 	if o.Study {
 		return runStudy(ctx, o, tr, m, out)
 	}
