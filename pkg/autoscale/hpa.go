@@ -11,7 +11,7 @@ import (
 )
 
 // HPA is the HorizontalPodAutoscaler controller's decision for one HPA of
-// Pods metrics, on a simulated clock.
+// Pods and Object metrics, on a simulated clock.
 //
 // The controller (k8s.io/kubernetes/pkg/controller/podautoscaler) reads
 // time.Now() inside methods of HorizontalController, so it cannot run on a
@@ -127,8 +127,9 @@ type Decision struct {
 // Sync is one reconcile at time now of an HPA whose target has current
 // replicas (scale.spec.replicas), with the metrics as read then. It ports
 // HorizontalController.reconcileAutoscaler and computeReplicasForMetrics
-// for Pods metrics (scale-to-zero off, its default).
-func (h *HPA) Sync(now time.Duration, current int32, metrics []PodsMetric) Decision {
+// for Pods metrics and Object metrics with an AverageValue target
+// (scale-to-zero off, its default).
+func (h *HPA) Sync(now time.Duration, current int32, metrics []Metric) Decision {
 	// recordInitialRecommendation
 	if h.recommendations == nil {
 		h.recommendations = []timedValue{{current, now}}
@@ -166,13 +167,13 @@ func (h *HPA) Sync(now time.Duration, current int32, metrics []PodsMetric) Decis
 // computeReplicasForMetrics ports the function of that name: the largest
 // valid proposal; -1 when every metric failed, or when some failed and the
 // others would scale down.
-func (h *HPA) computeReplicasForMetrics(current int32, metrics []PodsMetric) (int32, error) {
+func (h *HPA) computeReplicasForMetrics(current int32, metrics []Metric) (int32, error) {
 	var replicas int32
 	invalid := 0
 	var firstErr error
 	tol := h.tolerances()
 	for _, m := range metrics {
-		p, err := podsReplicas(m, current, tol)
+		p, err := m.proposal(current, tol)
 		if err != nil {
 			if invalid == 0 {
 				firstErr = err

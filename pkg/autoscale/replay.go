@@ -246,7 +246,7 @@ func (r *replay) run() {
 // sync runs the HPA at second s and applies its decision.
 func (r *replay) sync(s int) {
 	current := int32(len(r.readyAt))
-	var metrics []PodsMetric
+	var metrics []Metric
 	observed, ok := r.obs.rate(s)
 	target := int64(math.Round(r.p.Target * 1000))
 	unready := len(r.readyAt) - r.nReady

@@ -34,6 +34,40 @@ type PodsMetric struct {
 	Missing int
 }
 
+// Metric is one entry of spec.metrics as the controller read it at a sync.
+type Metric interface {
+	// proposal is the metric's replica count before stabilization.
+	proposal(currentReplicas int32, tol Tolerances) (int32, error)
+}
+
+var (
+	_ Metric = PodsMetric{}
+	_ Metric = ObjectMetric{}
+)
+
+func (m PodsMetric) proposal(current int32, tol Tolerances) (int32, error) {
+	return podsReplicas(m, current, tol)
+}
+
+// ObjectMetric is a metric of type Object with an AverageValue target
+// (e.g. requests_per_second of the Deployment itself).
+type ObjectMetric struct {
+	TargetMilli, ValueMilli int64
+	// StatusReplicas is the scale's status.replicas (every pod of the
+	// target, starting ones included).
+	StatusReplicas int32
+}
+
+// proposal ports ReplicaCalculator.GetObjectPerPodMetricReplicas.
+func (m ObjectMetric) proposal(_ int32, tol Tolerances) (int32, error) {
+	replicas := m.StatusReplicas
+	ratio := float64(m.ValueMilli) / (float64(m.TargetMilli) * float64(replicas))
+	if !tol.within(ratio) {
+		replicas = int32(math.Ceil(float64(m.ValueMilli) / float64(m.TargetMilli)))
+	}
+	return replicas, nil
+}
+
 var errNoMetrics = errors.New("did not receive metrics for targeted pods (pods might be unready)")
 
 // usageRatio ports metrics.GetMetricUsageRatio: the integer mean over the

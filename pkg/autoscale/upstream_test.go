@@ -136,7 +136,7 @@ func TestReplicaCalculationMatchesUpstream(t *testing.T) {
 type upstreamSync struct {
 	at       time.Duration
 	current  int32
-	metrics  []PodsMetric
+	metrics  []Metric
 	desired  int32
 	finished bool
 }
