@@ -275,4 +275,3 @@ func groupSyncs(reads []metricRead) ([]kcmSync, error) {
 	}
 	return out, nil
 }
-
