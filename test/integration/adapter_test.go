@@ -107,6 +107,10 @@ func TestIntegrationAdapterHPA(t *testing.T) {
 			{"pod gpu_utilization", podMetric(cm, podName, "gpu_utilization", labels.Everything()), 0.5, 0.2, nil},
 			{"node gpu_utilization (8 GPUs)", nodeMetric(cm, adapterNode, "gpu_utilization"), 0.5 / 8, 0.2, nil},
 			{"deployment requests_per_second", objectMetric(cm, schema.GroupKind{Group: "apps", Kind: "Deployment"}, "bert", "requests_per_second"), 8, 0.3, ptr(2)},
+			// A flat load and seconds of history: the forecast is the reactive rate,
+			// served through kube-apiserver like the others.
+			{"deployment requests_per_second_forecast", objectMetric(cm, schema.GroupKind{Group: "apps", Kind: "Deployment"}, "bert", "requests_per_second_forecast"), 8, 0.3, ptr(2)},
+			{"pod requests_per_second_forecast", podMetric(cm, podName, "requests_per_second_forecast", labels.Everything()), 8, 0.3, ptr(2)},
 			{"external requests_per_second", externalMetric(em, "requests_per_second"), 8, 0.3, ptr(2)},
 		}
 		for _, tc := range checks {
