@@ -68,11 +68,6 @@ func (t *Trace) Mean() float64 {
 	return s / float64(max(len(t.Rate), 1))
 }
 
-// Slice is the part [from, to) of the trace in seconds.
-func (t *Trace) Slice(from, to int) *Trace {
-	return &Trace{Name: t.Name, Rate: t.Rate[from:to], Step: t.Step}
-}
-
 // ReadOptions say how a trace's gaps are treated.
 type ReadOptions struct {
 	Fill Fill
