@@ -92,6 +92,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	fs := flag.NewFlagSet("gpusim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: gpusim --nodes CSV --pods CSV [flags]   (placement)\n       gpusim autoscale --trace CSV [flags]     (autoscaling: gpusim autoscale -h, docs/autoscaling.md)")
+		fs.PrintDefaults()
+	}
 	o := NewOptions()
 	o.AddFlags(fs)
 	if err := fs.Parse(args); err != nil {
