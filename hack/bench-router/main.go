@@ -1,14 +1,15 @@
 // Command bench-router measures the model router on loopback with real
 // inference servers: three replicas of property-value, one of them slowed
-// (a 20 ms batch delay, and a standing queue from clients that reach it
-// without the router, as another router replica or a batch job sharing its
-// GPU would), under the same open-loop load through a router balancing by
-// least load (power of two choices on outstanding requests plus the
-// scraped inference_queue_depth) and through one going round robin. It
-// also measures the router's own latency: p50 through a router to one pod
+// by a 20 ms batch delay, under the same open-loop load through a router
+// balancing by least cost (power of two choices on outstanding requests
+// plus the scraped inference_queue_depth, times each pod's response time)
+// and through one going round robin; first with the slowed pod idle
+// between the routers' requests, then with a standing queue of its own
+// clients (another router replica or a batch job sharing its GPU). It also
+// measures the router's own latency: p50 through a router to one pod
 // against calling that pod directly. Repetitions alternate the
 // configurations; results are medians. `make bench-router` runs it; its
-// last line is:
+// last line, for the first scenario, is:
 //
 //	router rps=R p99_ms=A roundrobin_p99_ms=B added_p50_ms=C
 package main
@@ -46,7 +47,7 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 5, "repetitions (medians are reported)")
 	flag.Float64Var(&o.rate, "rate", 300, "offered load, requests per second (open loop)")
 	flag.DurationVar(&o.slowDelay, "slow-batch-delay", 20*time.Millisecond, "maxQueueDelay of the slowed replica (the others: 2ms)")
-	flag.IntVar(&o.standing, "standing-clients", 4, "closed-loop clients keeping a queue at the slowed replica without the router (0: none)")
+	flag.IntVar(&o.standing, "standing-clients", 4, "closed-loop clients keeping a queue at the slowed replica without the router, in the second scenario (0: no second scenario)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-router:", err)
@@ -114,27 +115,36 @@ func run(o options) error {
 	}
 	infer := func(p *proc) string { return p.url() + "/v2/models/property-value/versions/1/infer" }
 
-	fmt.Printf("3 inference servers (property-value): 2 with a 2ms batch delay, 1 slowed to %s", o.slowDelay)
-	if o.standing > 0 {
-		fmt.Printf(" with %d closed-loop clients of its own", o.standing)
-	}
-	fmt.Printf("\nopen loop %.0f req/s, %d x %s per configuration, alternating\n", o.rate, o.reps, o.duration)
 	for _, p := range append(pods, routers["least-request"], routers["round-robin"], routers["one-pod"]) {
 		loadgen.Warm(infer(p), body)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var standing sync.WaitGroup
+	// Two scenarios: the slowed pod idle between the routers' requests
+	// (only its batch delay makes it slow), then with a standing queue of
+	// its own clients (what the scraped inference_queue_depth shows).
+	type scenario struct {
+		name   string
+		lr, rr []loadgen.Result
+	}
+	scenarios := []*scenario{{name: fmt.Sprintf("slowed by a %s batch delay", o.slowDelay)}}
 	if o.standing > 0 {
-		standing.Go(func() { standingLoad(ctx, infer(pods[2]), o.standing) })
+		scenarios = append(scenarios, &scenario{name: fmt.Sprintf("slowed by a %s batch delay, with %d closed-loop clients of its own", o.slowDelay, o.standing)})
 	}
-	var lr, rr []loadgen.Result
-	for i := range o.reps {
-		lr = append(lr, loadgen.OpenLoop(infer(routers["least-request"]), body, o.rate, o.duration))
-		rr = append(rr, loadgen.OpenLoop(infer(routers["round-robin"]), body, o.rate, o.duration))
-		fmt.Printf("rep %d  least-request %s\n       round-robin   %s\n", i+1, lr[i], rr[i])
+	fmt.Printf("3 inference servers (property-value), 2 with a 2ms batch delay; open loop %.0f req/s, %d x %s per configuration, alternating\n", o.rate, o.reps, o.duration)
+	for i, sc := range scenarios {
+		ctx, cancel := context.WithCancel(context.Background())
+		var standing sync.WaitGroup
+		if i == 1 {
+			standing.Go(func() { standingLoad(ctx, infer(pods[2]), o.standing) })
+		}
+		fmt.Printf("%s:\n", sc.name)
+		for r := range o.reps {
+			sc.lr = append(sc.lr, loadgen.OpenLoop(infer(routers["least-request"]), body, o.rate, o.duration))
+			sc.rr = append(sc.rr, loadgen.OpenLoop(infer(routers["round-robin"]), body, o.rate, o.duration))
+			fmt.Printf("rep %d  least-request %s\n       round-robin   %s\n", r+1, sc.lr[r], sc.rr[r])
+		}
+		cancel()
+		standing.Wait()
 	}
-	cancel()
-	standing.Wait()
 
 	// The router's own latency: one pod, direct and through the router, at
 	// a rate one pod serves without queueing.
@@ -155,13 +165,19 @@ func run(o options) error {
 	p50 := func(r loadgen.Result) float64 { return r.P50ms }
 	rps := func(r loadgen.Result) float64 { return r.RPS }
 	errs := 0.0
-	for _, r := range [][]loadgen.Result{lr, rr, direct, routed} {
+	for _, sc := range scenarios {
+		for _, r := range [][]loadgen.Result{sc.lr, sc.rr} {
+			errs += med(r, func(r loadgen.Result) float64 { return float64(r.Errors) })
+		}
+		fmt.Printf("medians, %s: least-request p99 %.2f ms, round-robin p99 %.2f ms\n", sc.name, med(sc.lr, p99), med(sc.rr, p99))
+	}
+	for _, r := range [][]loadgen.Result{direct, routed} {
 		errs += med(r, func(r loadgen.Result) float64 { return float64(r.Errors) })
 	}
-	fmt.Printf("medians: least-request p99 %.2f ms, round-robin p99 %.2f ms; p50 direct %.3f ms, via router %.3f ms\n",
-		med(lr, p99), med(rr, p99), med(direct, p50), med(routed, p50))
+	fmt.Printf("medians, one pod: p50 direct %.3f ms, via router %.3f ms\n", med(direct, p50), med(routed, p50))
+	first := scenarios[0]
 	fmt.Printf("router rps=%.0f p99_ms=%.2f roundrobin_p99_ms=%.2f added_p50_ms=%.3f\n",
-		med(lr, rps), med(lr, p99), med(rr, p99), med(routed, p50)-med(direct, p50))
+		med(first.lr, rps), med(first.lr, p99), med(first.rr, p99), med(routed, p50)-med(direct, p50))
 	if errs > 0 {
 		return fmt.Errorf("requests failed (median errors per run summed: %.0f)", errs)
 	}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Policy is how a pool picks one of its endpoints.
@@ -13,8 +14,10 @@ type Policy string
 // Policies.
 const (
 	// LeastRequest compares two endpoints drawn at random (power of two
-	// choices) and takes the one with fewer requests outstanding from this
-	// router plus rows queued at the pod (its inference_queue_depth).
+	// choices) and takes the one with the lower cost: requests outstanding
+	// from this router plus rows queued at the pod (its
+	// inference_queue_depth), plus one, times the pod's recent response
+	// time (latency.go).
 	LeastRequest Policy = "least-request"
 	// RoundRobin takes the endpoints in turn, ignoring their load.
 	RoundRobin Policy = "round-robin"
@@ -27,6 +30,8 @@ type Endpoint struct {
 	outstanding atomic.Int64
 	// queue is the pod's latest scraped inference_queue_depth, 0 if unknown.
 	queue atomic.Int64
+	// latency is the pod's decaying peak response time.
+	latency latency
 }
 
 // Outstanding is the number of requests in flight to the endpoint.
@@ -106,8 +111,19 @@ func (p *Pool) pick(tried []*Endpoint) *Endpoint {
 		j++
 	}
 	a, b := eps[i], eps[j]
-	if b.load() < a.load() {
+	if less(b, a, time.Now()) {
 		return b
 	}
 	return a
+}
+
+// less says whether a costs less than b: by load times response time where
+// both have answered before, else by load alone (a pod not yet measured is
+// compared as if it were as fast as the other).
+func less(a, b *Endpoint, now time.Time) bool {
+	la, lb := a.latency.at(now), b.latency.at(now)
+	if la == 0 || lb == 0 {
+		return a.load() < b.load()
+	}
+	return float64(a.load()+1)*la < float64(b.load()+1)*lb
 }

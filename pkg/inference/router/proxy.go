@@ -233,11 +233,15 @@ func (r *Router) send(in *http.Request, ep *Endpoint, path string, body []byte) 
 	if body != nil {
 		out.ContentLength = int64(len(body))
 	}
+	sent := time.Now()
 	resp, err := r.cfg.Transport.RoundTrip(out)
 	switch {
 	case err == nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable):
+		// A quick refusal says nothing of how fast the pod serves.
 		return resp, outcomeRefused, cancel
 	case err == nil:
+		now := time.Now()
+		ep.latency.observe(now.Sub(sent), now)
 		return resp, outcomeAnswered, cancel
 	case in.Context().Err() != nil:
 		return nil, outcomeCanceled, cancel
