@@ -59,7 +59,7 @@ func (o *Options) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", o.Kubeconfig, "Kubeconfig file; empty: in-cluster configuration in a pod, else no API server (only endpoints backends).")
 	fs.StringVar(&o.Namespace, "namespace", o.Namespace, "Namespace of Services, pods and Rollouts the rules name without one (default $POD_NAMESPACE).")
 
-	fs.StringVar(&o.Policy, "policy", o.Policy, "Pod choice within a backend: least-request (power of two choices on outstanding requests plus scraped inference_queue_depth) or round-robin.")
+	fs.StringVar(&o.Policy, "policy", o.Policy, "Pod choice within a backend: least-request (power of two choices on (outstanding requests + scraped inference_queue_depth + 1) x the pod's recent response time) or round-robin.")
 	fs.DurationVar(&o.QueueScrapeInterval, "queue-scrape-interval", o.QueueScrapeInterval, "How often each pod's inference_queue_depth is scraped (least-request); 0 turns scraping off.")
 	fs.IntVar(&o.MaxAttempts, "max-attempts", o.MaxAttempts, "Pods one request may be sent to: a refusal (429/503) or a failed connection moves it to another; a request that may have run is never resent.")
 	fs.Float64Var(&o.RetryBudgetRatio, "retry-budget-ratio", o.RetryBudgetRatio, "Share of requests that may be retried in the long run.")

@@ -16,8 +16,9 @@
 //  4. Which pod: among the backend's ready endpoints (EndpointSlices, pods
 //     or fixed addresses; an endpoint that turns not ready or terminating
 //     gets no new request from the moment the router sees it), either power
-//     of two choices by least load (outstanding requests from this router
-//     plus the pod's scraped inference_queue_depth) or round robin.
+//     of two choices by least cost (outstanding requests from this router
+//     plus the pod's scraped inference_queue_depth, plus one, times the
+//     pod's decaying peak response time) or round robin.
 //  5. Whether to try another pod: only when the pod surely did not run it:
 //     it answered 429 or 503 (the inference server refuses with these
 //     before queueing) or no byte was sent (connection refused). Never
@@ -32,5 +33,6 @@
 // figures avoids the deep queue at the cost of two atomic loads per request
 // (Mitzenmacher; Envoy's least-request balancer); the queue depth scraped
 // every 100 ms (the Gateway API inference extension scrapes every 50 ms)
-// adds the load other routers and clients put on the pod.
+// adds the load other routers and clients put on the pod, and the response
+// time tells a slow idle pod from a fast idle one (load alone ties them).
 package router
