@@ -10,15 +10,12 @@ import (
 	"net/http/httptrace"
 	"os"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // hopHeaders are per-connection headers, never forwarded.
 var hopHeaders = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // serveModel routes /v2/models/... : metadata, readiness and inference.
 func (r *Router) serveModel(w http.ResponseWriter, req *http.Request) {
@@ -43,10 +40,10 @@ func (r *Router) serveModel(w http.ResponseWriter, req *http.Request) {
 	}
 	rq := &request{model: model, version: version, header: req.Header}
 	if infer {
-		bp := bodyPool.Get().(*[]byte)
-		defer bodyPool.Put(bp)
-		body, err := readAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes), (*bp)[:0])
-		*bp = body[:0]
+		// A fresh buffer per request, sized by Content-Length: a transport
+		// may still read a request body after RoundTrip returned, so a
+		// pooled one could be handed to the next request too early.
+		body, err := readAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes), make([]byte, 0, bodyCap(req.ContentLength, r.cfg.MaxBodyBytes)))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -272,6 +269,14 @@ func copyResponse(w http.ResponseWriter, resp *http.Response, body io.Reader) in
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, body)
 	return resp.StatusCode
+}
+
+// bodyCap is the buffer for a body of the announced length (-1: unknown).
+func bodyCap(contentLength, limit int64) int64 {
+	if contentLength < 0 {
+		return 4096
+	}
+	return min(contentLength, limit) + 1
 }
 
 // readAll reads r to the end, appending to buf.
