@@ -159,6 +159,7 @@ func testComponents(ctx context.Context, t *testing.T, c *localcluster.Cluster, 
 			case "gpufleet/metrics-adapter":
 				kubeconfig := saKubeconfig(ctx, t, c, client, adapterSA)
 				extra = []string{"--secure-port=" + port, "--bind-address=127.0.0.1", "--cert-dir=" + dir,
+					"--forecast-state-file=" + filepath.Join(dir, "forecast-history"),
 					"--lister-kubeconfig=" + kubeconfig, "--authentication-kubeconfig=" + kubeconfig, "--authorization-kubeconfig=" + kubeconfig}
 				ready = func(ctx context.Context) error { return httpOK(ctx, "https://"+addr+"/readyz") }
 			case "gpufleet/scheduler-plugin":
