@@ -130,19 +130,9 @@ type helmCLI struct {
 
 func newHelm(t *testing.T, kubeconfig string) helmCLI {
 	t.Helper()
-	binDir, err := localcluster.DefaultBinDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
-	bins, err := localcluster.EnsureBinaries(ctx, binDir, localcluster.Helm)
-	if err != nil {
-		t.Fatal(err)
-	}
 	home := t.TempDir()
 	env := append(os.Environ(), "HELM_CACHE_HOME="+filepath.Join(home, "cache"), "HELM_CONFIG_HOME="+filepath.Join(home, "config"), "HELM_DATA_HOME="+filepath.Join(home, "data"))
-	return helmCLI{t: t, bin: bins[localcluster.Helm], kubeconfig: kubeconfig, env: env}
+	return helmCLI{t: t, bin: tool(t, localcluster.Helm), kubeconfig: kubeconfig, env: env}
 }
 
 // run runs helm with args, failing the test with its output on an error.

@@ -36,17 +36,24 @@ func newEnv(t testing.TB) env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return env{root: root, kubectl: tool(t, localcluster.Kubectl)}
+}
+
+// tool returns the path of one of bin/'s tools (localcluster's binary
+// names), building it first if it is missing.
+func tool(t testing.TB, name string) string {
+	t.Helper()
 	binDir, err := localcluster.DefaultBinDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bins, err := localcluster.EnsureBinaries(ctx, binDir, localcluster.Kubectl)
+	bins, err := localcluster.EnsureBinaries(ctx, binDir, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env{root: root, kubectl: bins[localcluster.Kubectl]}
+	return bins[name]
 }
 
 // kubectl runs kubectl with stdin and returns its stdout and stderr.
