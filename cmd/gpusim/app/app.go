@@ -8,10 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"k8s.io/klog/v2"
 
@@ -90,28 +87,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "autoscale" {
 		return AutoscaleMain(args[1:], stdout, stderr)
 	}
-	fs := flag.NewFlagSet("gpusim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
+	usage := func(fs *flag.FlagSet) {
 		fmt.Fprintln(stderr, "Usage: gpusim --nodes CSV --pods CSV [flags]   (placement)\n       gpusim autoscale --trace CSV [flags]     (autoscaling: gpusim autoscale -h, docs/autoscaling.md)")
 		fs.PrintDefaults()
 	}
-	o := NewOptions()
-	o.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if err := o.Validate(); err != nil {
-		fmt.Fprintln(stderr, "gpusim:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := Run(ctx, o, stdout); err != nil {
-		fmt.Fprintln(stderr, "gpusim:", err)
-		return 1
-	}
-	return 0
+	return runCommand("gpusim", NewOptions(), args, usage, Run, stdout, stderr)
 }
 
 // Run runs what the options describe.

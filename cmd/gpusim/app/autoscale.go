@@ -9,10 +9,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -253,24 +251,7 @@ func (o *AutoscaleOptions) horizon() time.Duration {
 
 // AutoscaleMain runs gpusim autoscale with args and returns the exit code.
 func AutoscaleMain(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gpusim autoscale", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := NewAutoscaleOptions()
-	o.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if err := o.Validate(); err != nil {
-		fmt.Fprintln(stderr, "gpusim autoscale:", err)
-		return 2
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := RunAutoscale(ctx, o, stdout); err != nil {
-		fmt.Fprintln(stderr, "gpusim autoscale:", err)
-		return 1
-	}
-	return 0
+	return runCommand("gpusim autoscale", NewAutoscaleOptions(), args, nil, RunAutoscale, stdout, stderr)
 }
 
 // RunAutoscale replays the trace (or runs the study) as o describes.
