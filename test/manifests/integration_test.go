@@ -215,14 +215,16 @@ const (
 	adapterSA   = "gpufleet-system/gpufleet-metrics-adapter"
 	schedulerSA = "gpufleet-system/gpufleet-scheduler"
 	hpaSA       = "kube-system/horizontal-pod-autoscaler"
+	routerSA    = "ml-production/model-router"
 )
 
 // expectedAccess is what each component does (and a sample of what it must
 // not be able to do), from its code: pkg/agent (node labels, pod index),
 // pkg/adapter/cluster (informers) and the custom-metrics-apiserver library
 // (delegated authentication and authorization), kube-scheduler with GPUPack
-// (PreBind patch, Bind, leader election), and the HPA controller reading
-// the metrics APIs.
+// (PreBind patch, Bind, leader election), the HPA controller reading
+// the metrics APIs, and the model router (pkg/inference/router: its own
+// namespace's EndpointSlice, pod and Rollout informers).
 var expectedAccess = []access{
 	{sa: agentSA, verb: "get", resource: "nodes", name: "gpu-node-0", allowed: true},
 	{sa: agentSA, verb: "patch", resource: "nodes", name: "gpu-node-0", allowed: true},
@@ -269,6 +271,14 @@ var expectedAccess = []access{
 	{sa: schedulerSA, verb: "update", resource: "pods", namespace: "ml-production", name: "p"},
 	{sa: schedulerSA, verb: "delete", resource: "nodes", name: "gpu-node-0"},
 	{sa: schedulerSA, verb: "get", resource: "secrets", namespace: "kube-system"},
+
+	{sa: routerSA, verb: "list", group: "discovery.k8s.io", resource: "endpointslices", namespace: "ml-production", allowed: true},
+	{sa: routerSA, verb: "watch", group: "discovery.k8s.io", resource: "endpointslices", namespace: "ml-production", allowed: true},
+	{sa: routerSA, verb: "watch", resource: "pods", namespace: "ml-production", allowed: true},
+	{sa: routerSA, verb: "list", group: "argoproj.io", resource: "rollouts", namespace: "ml-production", allowed: true},
+	{sa: routerSA, verb: "list", group: "discovery.k8s.io", resource: "endpointslices", namespace: "gpufleet-system"},
+	{sa: routerSA, verb: "get", resource: "secrets", namespace: "ml-production"},
+	{sa: routerSA, verb: "patch", group: "argoproj.io", resource: "rollouts", namespace: "ml-production", name: "property-value-canary"},
 }
 
 // checkAccess asks kube-apiserver's authorizer about every access: the
