@@ -84,7 +84,7 @@ func TestPagesInBrowser(t *testing.T) {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.NoSandbox, // root in CI; the pages are our own files
 		chromedp.DisableGPU,
-		chromedp.WindowSize(1280, 3600),
+		chromedp.WindowSize(1280, 900), // FullScreenshot captures the whole page
 		// Nothing may leave this machine: any name resolves to nothing and
 		// any connection goes to a closed local port.
 		chromedp.Flag("host-resolver-rules", "MAP * ~NOTFOUND"),
