@@ -2,11 +2,9 @@ package app
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os/signal"
 	"syscall"
 	"time"
@@ -19,6 +17,7 @@ import (
 	"github.com/gpufleet/gpufleet/pkg/inference/backend/cuda"
 	"github.com/gpufleet/gpufleet/pkg/inference/model"
 	"github.com/gpufleet/gpufleet/pkg/inference/server"
+	"github.com/gpufleet/gpufleet/pkg/inference/serving"
 	"github.com/gpufleet/gpufleet/pkg/nvml/sim/activity"
 )
 
@@ -86,25 +85,7 @@ func Run(ctx context.Context, o *Options, l net.Listener) error {
 	defer s.Close()
 	logger.Info("Serving", "address", l.Addr().String(), "device", be.Name(), "models", s.Models())
 
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("Shutting down: readiness off, draining", "delay", o.ShutdownDelay, "timeout", o.ShutdownTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), o.ShutdownDelay+o.ShutdownTimeout)
-	defer cancel()
-	if err := s.Shutdown(shutdownCtx, srv, o.ShutdownDelay); err != nil {
-		return fmt.Errorf("graceful shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	logger.Info("Stopped")
-	return nil
+	return serving.Serve(ctx, l, s.Handler(), s, o.ShutdownDelay, o.ShutdownTimeout)
 }
 
 // openBackend picks the device; auto says what it chose and why, and

@@ -2,19 +2,16 @@ package app
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"net"
-	"net/http"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
 
 	"github.com/gpufleet/gpufleet/pkg/inference/router"
+	"github.com/gpufleet/gpufleet/pkg/inference/serving"
 )
 
 // NewCommand returns the model-router command.
@@ -64,23 +61,5 @@ func Run(ctx context.Context, c *Config, l net.Listener) error {
 	}
 	logger.Info("Routing", "address", l.Addr().String(), "policy", c.Router.Policy, "routes", len(c.Rules.Routes), "backends", len(c.Rules.Backends))
 
-	srv := &http.Server{Handler: r.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	logger.Info("Shutting down: readiness off, draining", "delay", c.Options.ShutdownDelay, "timeout", c.Options.ShutdownTimeout)
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), c.shutdownBudget())
-	defer cancel()
-	if err := r.Shutdown(shutdownCtx, srv, c.Options.ShutdownDelay); err != nil {
-		return fmt.Errorf("graceful shutdown: %w", err)
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	logger.Info("Stopped")
-	return nil
+	return serving.Serve(ctx, l, r.Handler(), r, c.Options.ShutdownDelay, c.Options.ShutdownTimeout)
 }

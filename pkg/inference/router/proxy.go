@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/gpufleet/gpufleet/pkg/inference/serving"
 )
 
 // hopHeaders are per-connection headers, never forwarded.
@@ -43,7 +45,7 @@ func (r *Router) serveModel(w http.ResponseWriter, req *http.Request) {
 		// A fresh buffer per request, sized by Content-Length: a transport
 		// may still read a request body after RoundTrip returned, so a
 		// pooled one could be handed to the next request too early.
-		body, err := readAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes), make([]byte, 0, bodyCap(req.ContentLength, r.cfg.MaxBodyBytes)))
+		body, err := serving.ReadBody(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes), make([]byte, 0, bodyCap(req.ContentLength, r.cfg.MaxBodyBytes)))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -277,21 +279,4 @@ func bodyCap(contentLength, limit int64) int64 {
 		return 4096
 	}
 	return min(contentLength, limit) + 1
-}
-
-// readAll reads r to the end, appending to buf.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/gpufleet/gpufleet/pkg/inference/backend"
 	"github.com/gpufleet/gpufleet/pkg/inference/model"
+	"github.com/gpufleet/gpufleet/pkg/inference/serving"
 )
 
 // Version is the server's version in GET /v2.
@@ -293,7 +293,7 @@ func (s *Server) serveInfer(w http.ResponseWriter, r *http.Request, m *servedMod
 	}
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
-	body, err := readBody(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), (*bp)[:0])
+	body, err := serving.ReadBody(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes), (*bp)[:0])
 	*bp = body[:0]
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -330,23 +330,6 @@ func (s *Server) serveInfer(w http.ResponseWriter, r *http.Request, m *servedMod
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(resp)
 	return http.StatusOK, ""
-}
-
-// readBody reads r to the end, appending to buf.
-func readBody(r io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
