@@ -17,7 +17,8 @@ import (
 
 // knownMetrics are the series gpufleet exports (DESIGN.md's metric names, a
 // contract): the gpu-agent's (pkg/agent), the metrics adapter's
-// (pkg/adapter/scrape) and the inference server's (pkg/inference/server).
+// (pkg/adapter/scrape), the inference server's (pkg/inference/server) and
+// the model router's (pkg/inference/router).
 // Histograms are listed by their base name.
 var knownMetrics = []string{
 	"gpufleet_gpu_info",
@@ -52,6 +53,15 @@ var knownMetrics = []string{
 	"inference_output_drift",
 	"inference_drift_window_rows",
 	"inference_prediction",
+	"gpufleet_router_requests_total",
+	"gpufleet_router_request_duration_seconds",
+	"gpufleet_router_retries_total",
+	"gpufleet_router_backend_requests_total",
+	"gpufleet_router_upstream_errors_total",
+	"gpufleet_router_rate_limited_total",
+	"gpufleet_router_backend_endpoints",
+	"gpufleet_router_route_weight_percent",
+	"gpufleet_router_rules_reloads_total",
 }
 
 var (
