@@ -3,7 +3,6 @@ package app
 import (
 	"fmt"
 	"os"
-	"time"
 
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -72,9 +71,4 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return rest.InClusterConfig()
 	}
 	return nil, nil
-}
-
-// shutdownBudget is the longest graceful stop.
-func (c *Config) shutdownBudget() time.Duration {
-	return c.Options.ShutdownDelay + c.Options.ShutdownTimeout
 }
