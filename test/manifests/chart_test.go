@@ -1,6 +1,7 @@
 package manifests_test
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -68,7 +69,7 @@ func TestChartMatchesKustomize(t *testing.T) {
 				u = comparable(t, u)
 				got[key(u)] = u
 			}
-			for _, k := range slices.Sorted(keysOf(want)) {
+			for _, k := range slices.Sorted(maps.Keys(want)) {
 				g, ok := got[k]
 				if !ok {
 					t.Errorf("%s: the chart (%q) lacks it", k, tc.vals)
@@ -78,22 +79,12 @@ func TestChartMatchesKustomize(t *testing.T) {
 					t.Errorf("%s differs (-kustomize +chart):\n%s", k, diff)
 				}
 			}
-			for _, k := range slices.Sorted(keysOf(got)) {
+			for _, k := range slices.Sorted(maps.Keys(got)) {
 				if _, ok := want[k]; !ok {
 					t.Errorf("%s: the chart (%q) has it, kustomize %s does not", k, tc.vals, tc.kustomize)
 				}
 			}
 		})
-	}
-}
-
-func keysOf[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
 	}
 }
 
