@@ -5,8 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,13 +31,7 @@ func NewCommand() *cobra.Command {
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			l, err := net.Listen("tcp", o.Listen)
-			if err != nil {
-				return err
-			}
-			return Run(ctx, o, l)
+			return serving.ListenAndRun(o.Listen, func(ctx context.Context, l net.Listener) error { return Run(ctx, o, l) })
 		},
 	}
 	o.AddFlags(cmd.Flags())

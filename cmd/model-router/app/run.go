@@ -4,8 +4,6 @@ import (
 	"context"
 	"flag"
 	"net"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 	"k8s.io/klog/v2"
@@ -30,13 +28,7 @@ func NewCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-			defer stop()
-			l, err := net.Listen("tcp", o.Listen)
-			if err != nil {
-				return err
-			}
-			return Run(ctx, c, l)
+			return serving.ListenAndRun(o.Listen, func(ctx context.Context, l net.Listener) error { return Run(ctx, c, l) })
 		},
 	}
 	o.AddFlags(cmd.Flags())

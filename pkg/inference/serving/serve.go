@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -41,4 +43,17 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, d Drainer, drain
 	}
 	logger.Info("Stopped")
 	return nil
+}
+
+// ListenAndRun listens on addr and runs run there with a context that ends
+// on SIGINT or SIGTERM: the start of the inference server's and the
+// router's commands.
+func ListenAndRun(addr string, run func(context.Context, net.Listener) error) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	return run(ctx, l)
 }

@@ -87,3 +87,19 @@ func TestServeReturnsServerError(t *testing.T) {
 		t.Errorf("Serve on a closed listener: %v, want its error", err)
 	}
 }
+
+// ListenAndRun hands run a listener on the address, or says why it has none.
+func TestListenAndRun(t *testing.T) {
+	var addr net.Addr
+	err := ListenAndRun("127.0.0.1:0", func(ctx context.Context, l net.Listener) error {
+		addr = l.Addr()
+		return l.Close()
+	})
+	if err != nil || addr == nil || !strings.HasPrefix(addr.String(), "127.0.0.1:") {
+		t.Errorf("ListenAndRun: %v, listener on %v", err, addr)
+	}
+	ran := false
+	if err := ListenAndRun("127.0.0.1:-1", func(context.Context, net.Listener) error { ran = true; return nil }); err == nil || ran {
+		t.Errorf("ListenAndRun on a bad address: %v (ran %t), want an error and no run", err, ran)
+	}
+}
